@@ -1,0 +1,713 @@
+"""Kata 3.0.0's configuration loading, reproduced: TOML dict + host facts -> KataConfig.
+
+Three stages, in Kata's order:
+1. ``LoadConfiguration`` (katautils/config.go): typed decoding, the per-hypervisor ``new*HypervisorConfig``
+   getters (defaults, clamping), agent/factory/runtime settings, ``SetKernelParams`` and ``checkConfig``;
+2. the sandbox stage: ``oci.SandboxConfig`` static sizing and ``validateHypervisorConfig``;
+3. the checks of the hypervisor's ``CreateVM`` that reject a config before launch (``validate.py``).
+
+Every rejection is a ConfigError naming the TOML key. Paths are never resolved or required to exist; an
+existing image/initrd is only stat()ed for its size (else the size comes from the host facts).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from katatest.errors import ConfigError
+from katatest.hostfacts import HostFacts
+from katatest.kata import defaults as d
+from katatest.kata.hypervisor_config import (
+    FactoryConfig,
+    HypervisorConfig,
+    KataAgentConfig,
+    KataConfig,
+    Param,
+    RuntimeConfig,
+)
+from katatest.kata.toml_schema import (
+    AGENT_KEYS,
+    FACTORY_KEYS,
+    HYPERVISOR_KEYS,
+    IMAGE_KEYS,
+    RUNTIME_KEYS,
+    read_table,
+)
+from katatest.tomlconf import Section
+
+MIB = 1024 * 1024
+
+
+@dataclass
+class _Table:
+    """One decoded TOML table plus where its keys live."""
+
+    name: str  # e.g. "hypervisor.qemu"
+    values: dict[str, Any]
+
+    def key(self, toml_key: str) -> str:
+        return f"{self.name}.{toml_key}"
+
+    def __getitem__(self, toml_key: str) -> Any:
+        return self.values[toml_key]
+
+
+@dataclass
+class _Loading:
+    """State shared by the loading stages: host facts, the file name and the provenance being collected."""
+
+    facts: HostFacts
+    source: str
+    sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(key, problem, self.source)
+
+    def note(self, name: str, *origins: str) -> None:
+        """Record that field ``name`` (e.g. "hypervisor.num_vcpus") came from ``origins``."""
+        self.sources[name] = tuple(dict.fromkeys(self.sources.get(name, ()) + origins))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Getters of katautils' ``hypervisor`` struct (pure maths, unit-tested directly)
+
+
+def max_vcpus_for_arch(arch: str) -> int:
+    """govmm.MaxVCPUs() for ``arch``."""
+    return d.MAX_VCPUS[arch]
+
+
+def default_max_vcpus(requested: int, host_cpus: int, arch: str) -> int:
+    """``hypervisor.defaultMaxVCPUs``: 0 or >= host CPUs means host CPUs; never above the hypervisor max."""
+    if requested >= host_cpus or requested == 0:
+        requested = host_cpus
+    return min(requested, max_vcpus_for_arch(arch))
+
+
+def default_vcpus(requested: int, host_cpus: int, arch: str) -> int:
+    """``hypervisor.defaultVCPUs``: negative or above the usable CPUs means all usable CPUs; 0 means 1."""
+    usable = default_max_vcpus(0, host_cpus, arch)  # getCurrentCpuNum
+    if requested < 0 or requested > usable:
+        return usable
+    if requested == 0:
+        return d.DEFAULT_VCPU_COUNT
+    return requested
+
+
+def default_mem_size(requested: int) -> int:
+    """``hypervisor.defaultMemSz``: below vc.MinHypervisorMemory (256 MiB) means the 2048 MiB default."""
+    return d.DEFAULT_MEM_SIZE_MIB if requested < d.MIN_HYPERVISOR_MEMORY_MIB else requested
+
+
+def default_max_mem_size(requested: int, host_mem_mib: int) -> int:
+    """``hypervisor.defaultMaxMemSz``: 0 or above host memory means host memory (MiB)."""
+    if requested == 0 or requested > host_mem_mib:
+        return host_mem_mib
+    return requested
+
+
+def default_bridges(requested: int) -> int:
+    """``hypervisor.defaultBridges``: 0 means 1, at most 5."""
+    if requested == 0:
+        return d.DEFAULT_BRIDGES
+    return min(requested, d.MAX_PCI_BRIDGES)
+
+
+def comma_list(text: str) -> str:
+    """``machineAccelerators``/``cpuFeatures``: drop empty items, trim each, trim commas at both ends."""
+    joined = "".join(item.strip() + "," for item in text.split(",") if item != "")
+    return joined.strip(",")
+
+
+def deserialize_params(text: str) -> list[Param]:
+    """``vc.DeserializeParams(strings.Fields(text))``."""
+    params = []
+    for word in text.split():
+        key, sep, value = word.partition("=")
+        params.append(Param(key, value if sep else ""))
+    return params
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Stage 0: typed decoding of every table Go decodes
+
+
+def _table(doc: dict[str, Any], name: str, source: str) -> Section:
+    return Section(doc.get(name), name, source)
+
+
+def _named_tables(doc: dict[str, Any], name: str, keys: dict[str, str], source: str) -> list[_Table]:
+    outer = _table(doc, name, source)
+    tables = []
+    for sub_name in outer.table:
+        section = outer.sub(sub_name)
+        tables.append(_Table(section.prefix, read_table(section, keys)))
+    return tables
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Stage 1: LoadConfiguration
+
+
+def _block_device_driver(h: _Table, ld: _Loading) -> str:
+    value = h["block_device_driver"]
+    if value == "":
+        return d.DEFAULT_BLOCK_DEVICE_DRIVER
+    if value not in d.BLOCK_DEVICE_DRIVERS:
+        raise ld.fail(
+            h.key("block_device_driver"),
+            f"invalid block storage driver {value!r} (supported: {', '.join(d.BLOCK_DEVICE_DRIVERS)})",
+        )
+    return value
+
+
+def _block_device_aio(h: _Table, ld: _Loading) -> str:
+    value = h["block_device_aio"]
+    if value == "":
+        return d.DEFAULT_BLOCK_DEVICE_AIO
+    if value not in d.BLOCK_DEVICE_AIOS:
+        raise ld.fail(
+            h.key("block_device_aio"),
+            f"invalid block storage I/O mechanism {value!r} (supported: {', '.join(d.BLOCK_DEVICE_AIOS)})",
+        )
+    return value
+
+
+def _shared_fs(h: _Table, ld: _Loading) -> str:
+    value = h["shared_fs"]
+    if value == "":
+        return "virtio-fs"
+    if value not in d.SHARED_FS_TYPES:
+        raise ld.fail(
+            h.key("shared_fs"),
+            f"invalid shared file system {value!r} (supported: {', '.join(d.SHARED_FS_TYPES)})",
+        )
+    return value
+
+
+def _require_daemon(h: _Table, ld: _Loading, shared_fs: str) -> None:
+    if h["virtio_fs_daemon"] == "":
+        raise ld.fail(h.key("virtio_fs_daemon"), f"cannot enable {shared_fs} without daemon path")
+
+
+def _burst(h: _Table, burst_key: str, rate_key: str) -> int:
+    """A one-time burst is ignored (0) when its max rate is not set."""
+    return 0 if h[rate_key] == 0 else h[burst_key]
+
+
+def _common(h: _Table, ld: _Loading) -> HypervisorConfig:
+    """The fields every ``new*HypervisorConfig`` fills the same way (paths, sizing, entropy, bridges...)."""
+    facts = ld.facts
+    hv = HypervisorConfig(
+        hypervisor_path=h["path"] or d.DEFAULT_HYPERVISOR_PATH,
+        hypervisor_path_list=list(h["valid_hypervisor_paths"]),
+        kernel_path=h["kernel"] or d.DEFAULT_KERNEL_PATH,
+        firmware_path=h["firmware"] or d.DEFAULT_FIRMWARE_PATH,
+        kernel_params=deserialize_params(h["kernel_params"] or d.DEFAULT_KERNEL_PARAMS),
+        num_vcpus=default_vcpus(h["default_vcpus"], facts.host_cpus, facts.arch),
+        default_max_vcpus=default_max_vcpus(h["default_maxvcpus"], facts.host_cpus, facts.arch),
+        memory_size=default_mem_size(h["default_memory"]),
+        mem_slots=h["memory_slots"] or d.DEFAULT_MEM_SLOTS,
+        default_max_memory_size=default_max_mem_size(h["default_maxmemory"], facts.host_mem_mib),
+        entropy_source=h["entropy_source"] or d.DEFAULT_ENTROPY_SOURCE,
+        entropy_source_list=list(h["valid_entropy_sources"]),
+        default_bridges=default_bridges(h["default_bridges"]),
+        huge_pages=h["enable_hugepages"],
+        debug=h["enable_debug"],
+        disable_nesting_checks=h["disable_nesting_checks"],
+        block_device_driver=_block_device_driver(h, ld),
+        guest_hook_path=h["guest_hook_path"] or d.DEFAULT_GUEST_HOOK_PATH,
+        enable_annotations=list(h["enable_annotations"]),
+        disable_selinux=h["disable_selinux"],
+    )
+    for name, key in (
+        ("hypervisor_path", "path"),
+        ("hypervisor_path_list", "valid_hypervisor_paths"),
+        ("kernel_path", "kernel"),
+        ("firmware_path", "firmware"),
+        ("kernel_params", "kernel_params"),
+        ("mem_slots", "memory_slots"),
+        ("entropy_source", "entropy_source"),
+        ("entropy_source_list", "valid_entropy_sources"),
+        ("default_bridges", "default_bridges"),
+        ("huge_pages", "enable_hugepages"),
+        ("debug", "enable_debug"),
+        ("disable_nesting_checks", "disable_nesting_checks"),
+        ("block_device_driver", "block_device_driver"),
+        ("guest_hook_path", "guest_hook_path"),
+        ("enable_annotations", "enable_annotations"),
+        ("disable_selinux", "disable_selinux"),
+        ("memory_size", "default_memory"),
+    ):
+        ld.note(f"hypervisor.{name}", h.key(key))
+    ld.note("hypervisor.num_vcpus", h.key("default_vcpus"), "host.host_cpus", "host.arch")
+    ld.note("hypervisor.default_max_vcpus", h.key("default_maxvcpus"), "host.host_cpus", "host.arch")
+    ld.note("hypervisor.default_max_memory_size", h.key("default_maxmemory"), "host.host_mem_mib")
+    return hv
+
+
+def _set(hv: HypervisorConfig, h: _Table, ld: _Loading, **fields: tuple[Any, str]) -> None:
+    """Assign ``field=(value, toml_key)`` pairs and record their provenance."""
+    for name, (value, key) in fields.items():
+        setattr(hv, name, value)
+        ld.note(f"hypervisor.{name}", h.key(key))
+
+
+def _rate_limiters(hv: HypervisorConfig, h: _Table, ld: _Loading, disk_and_net: bool) -> None:
+    _set(
+        hv,
+        h,
+        ld,
+        rx_rate_limiter_max_rate=(h["rx_rate_limiter_max_rate"], "rx_rate_limiter_max_rate"),
+        tx_rate_limiter_max_rate=(h["tx_rate_limiter_max_rate"], "tx_rate_limiter_max_rate"),
+    )
+    if not disk_and_net:
+        return
+    for kind in ("disk", "net"):
+        for unit in ("bw", "ops"):
+            rate, burst = f"{kind}_rate_limiter_{unit}_max_rate", f"{kind}_rate_limiter_{unit}_one_time_burst"
+            setattr(hv, rate, h[rate])
+            setattr(hv, burst, _burst(h, burst, rate))
+            ld.note(f"hypervisor.{rate}", h.key(rate))
+            ld.note(f"hypervisor.{burst}", h.key(burst), h.key(rate))
+
+
+def _qemu(h: _Table, ld: _Loading) -> HypervisorConfig:
+    hv = _common(h, ld)
+    machine_type = h["machine_type"] or d.DEFAULT_MACHINE_TYPE
+    disable_image_nvdimm = h["disable_image_nvdimm"] or machine_type == "microvm"
+    ld.note("hypervisor.disable_image_nvdimm", h.key("disable_image_nvdimm"), h.key("machine_type"))
+    aio = _block_device_aio(h, ld)
+    shared_fs = _shared_fs(h, ld)
+    if shared_fs in ("virtio-fs", "virtio-fs-nydus"):
+        _require_daemon(h, ld, shared_fs)
+    _set(
+        hv,
+        h,
+        ld,
+        initrd_path=(h["initrd"], "initrd"),
+        image_path=(h["image"], "image"),
+        firmware_volume_path=(h["firmware_volume"] or d.DEFAULT_FIRMWARE_VOLUME_PATH, "firmware_volume"),
+        pflash=(list(h["pflashes"]), "pflashes"),
+        machine_accelerators=(comma_list(h["machine_accelerators"]), "machine_accelerators"),
+        cpu_features=(comma_list(h["cpu_features"]), "cpu_features"),
+        hypervisor_machine_type=(machine_type, "machine_type"),
+        mem_offset=(h["memory_offset"] or d.DEFAULT_MEM_OFFSET, "memory_offset"),
+        virtio_mem=(h["enable_virtio_mem"], "enable_virtio_mem"),
+        disable_block_device_use=(h["disable_block_device_use"], "disable_block_device_use"),
+        shared_fs=(shared_fs, "shared_fs"),
+        virtio_fs_daemon=(h["virtio_fs_daemon"], "virtio_fs_daemon"),
+        virtio_fs_daemon_list=(list(h["valid_virtio_fs_daemon_paths"]), "valid_virtio_fs_daemon_paths"),
+        virtio_fs_cache_size=(h["virtio_fs_cache_size"], "virtio_fs_cache_size"),
+        virtio_fs_cache=(h["virtio_fs_cache"] or d.DEFAULT_VIRTIO_FS_CACHE, "virtio_fs_cache"),
+        virtio_fs_extra_args=(list(h["virtio_fs_extra_args"]), "virtio_fs_extra_args"),
+        mem_prealloc=(h["enable_mem_prealloc"], "enable_mem_prealloc"),
+        iommu=(h["enable_iommu"], "enable_iommu"),
+        iommu_platform=(h["enable_iommu_platform"], "enable_iommu_platform"),
+        file_backed_mem_root_dir=(h["file_mem_backend"], "file_mem_backend"),
+        file_backed_mem_root_list=(list(h["valid_file_mem_backends"]), "valid_file_mem_backends"),
+        block_device_aio=(aio, "block_device_aio"),
+        block_device_cache_set=(h["block_device_cache_set"], "block_device_cache_set"),
+        block_device_cache_direct=(h["block_device_cache_direct"], "block_device_cache_direct"),
+        block_device_cache_noflush=(h["block_device_cache_noflush"], "block_device_cache_noflush"),
+        enable_io_threads=(h["enable_iothreads"], "enable_iothreads"),
+        msize9p=(h["msize_9p"] or d.DEFAULT_MSIZE_9P, "msize_9p"),
+        disable_image_nvdimm=(disable_image_nvdimm, "disable_image_nvdimm"),
+        hotplug_vfio_on_root_bus=(h["hotplug_vfio_on_root_bus"], "hotplug_vfio_on_root_bus"),
+        pcie_root_port=(h["pcie_root_port"], "pcie_root_port"),
+        disable_vhost_net=(h["disable_vhost_net"], "disable_vhost_net"),
+        enable_vhost_user_store=(h["enable_vhost_user_store"], "enable_vhost_user_store"),
+        vhost_user_store_path=(
+            h["vhost_user_store_path"] or d.DEFAULT_VHOST_USER_STORE_PATH,
+            "vhost_user_store_path",
+        ),
+        vhost_user_store_path_list=(list(h["valid_vhost_user_store_paths"]), "valid_vhost_user_store_paths"),
+        seccomp_sandbox=(h["seccompsandbox"], "seccompsandbox"),
+        guest_memory_dump_path=(h["guest_memory_dump_path"], "guest_memory_dump_path"),
+        guest_memory_dump_paging=(h["guest_memory_dump_paging"], "guest_memory_dump_paging"),
+        confidential_guest=(h["confidential_guest"], "confidential_guest"),
+        guest_swap=(h["enable_guest_swap"], "enable_guest_swap"),
+        rootless=(h["rootless"], "rootless"),
+        legacy_serial=(h["use_legacy_serial"], "use_legacy_serial"),
+    )
+    ld.note("hypervisor.disable_image_nvdimm", h.key("machine_type"))
+    _rate_limiters(hv, h, ld, disk_and_net=False)
+    return hv
+
+
+def _clh(h: _Table, ld: _Loading) -> HypervisorConfig:
+    hv = _common(h, ld)
+    if h["image"] == "" and h["initrd"] == "":
+        raise ld.fail(h.key("image"), "image or initrd must be defined")
+    shared_fs = _shared_fs(h, ld)
+    if shared_fs not in ("virtio-fs", "virtio-fs-nydus"):
+        raise ld.fail(h.key("shared_fs"), "clh only supports virtio-fs or virtio-fs-nydus")
+    _require_daemon(h, ld, shared_fs)
+    _set(
+        hv,
+        h,
+        ld,
+        initrd_path=(h["initrd"], "initrd"),
+        image_path=(h["image"], "image"),
+        machine_accelerators=(comma_list(h["machine_accelerators"]), "machine_accelerators"),
+        hypervisor_machine_type=(h["machine_type"] or d.DEFAULT_MACHINE_TYPE, "machine_type"),
+        mem_offset=(h["memory_offset"] or d.DEFAULT_MEM_OFFSET, "memory_offset"),
+        virtio_mem=(h["enable_virtio_mem"], "enable_virtio_mem"),
+        disable_block_device_use=(h["disable_block_device_use"], "disable_block_device_use"),
+        shared_fs=(shared_fs, "shared_fs"),
+        virtio_fs_daemon=(h["virtio_fs_daemon"], "virtio_fs_daemon"),
+        virtio_fs_daemon_list=(list(h["valid_virtio_fs_daemon_paths"]), "valid_virtio_fs_daemon_paths"),
+        virtio_fs_cache_size=(h["virtio_fs_cache_size"], "virtio_fs_cache_size"),
+        virtio_fs_cache=(h["virtio_fs_cache"], "virtio_fs_cache"),  # no default on the clh path
+        mem_prealloc=(h["enable_mem_prealloc"], "enable_mem_prealloc"),
+        file_backed_mem_root_dir=(h["file_mem_backend"], "file_mem_backend"),
+        file_backed_mem_root_list=(list(h["valid_file_mem_backends"]), "valid_file_mem_backends"),
+        block_device_cache_set=(h["block_device_cache_set"], "block_device_cache_set"),
+        block_device_cache_direct=(h["block_device_cache_direct"], "block_device_cache_direct"),
+        block_device_cache_noflush=(h["block_device_cache_noflush"], "block_device_cache_noflush"),
+        enable_io_threads=(h["enable_iothreads"], "enable_iothreads"),
+        msize9p=(h["msize_9p"] or d.DEFAULT_MSIZE_9P, "msize_9p"),
+        hotplug_vfio_on_root_bus=(h["hotplug_vfio_on_root_bus"], "hotplug_vfio_on_root_bus"),
+        pcie_root_port=(h["pcie_root_port"], "pcie_root_port"),
+        virtio_fs_extra_args=(list(h["virtio_fs_extra_args"]), "virtio_fs_extra_args"),
+        disable_seccomp=(h["disable_seccomp"], "disable_seccomp"),
+        confidential_guest=(h["confidential_guest"], "confidential_guest"),
+    )
+    hv.disable_vhost_net = True
+    hv.sgx_epc_size = d.DEFAULT_SGX_EPC_SIZE
+    _rate_limiters(hv, h, ld, disk_and_net=True)
+    return hv
+
+
+def _firecracker(h: _Table, ld: _Loading) -> HypervisorConfig:
+    hv = _common(h, ld)
+    _set(
+        hv,
+        h,
+        ld,
+        jailer_path=(h["jailer_path"], "jailer_path"),
+        jailer_path_list=(list(h["valid_jailer_paths"]), "valid_jailer_paths"),
+        initrd_path=(h["initrd"], "initrd"),
+        image_path=(h["image"], "image"),
+        enable_io_threads=(h["enable_iothreads"], "enable_iothreads"),
+    )
+    hv.disable_block_device_use = False
+    hv.disable_vhost_net = True
+    _rate_limiters(hv, h, ld, disk_and_net=False)
+    return hv
+
+
+def _acrn(h: _Table, ld: _Loading) -> HypervisorConfig:
+    hv = _common(h, ld)
+    if h["image"] == "":
+        raise ld.fail(h.key("image"), "image must be defined")
+    _set(
+        hv,
+        h,
+        ld,
+        image_path=(h["image"], "image"),
+        hypervisor_ctl_path=(h["ctlpath"] or d.DEFAULT_HYPERVISOR_CTL_PATH, "ctlpath"),
+        hypervisor_ctl_path_list=(list(h["valid_ctlpaths"]), "valid_ctlpaths"),
+        disable_vhost_net=(h["disable_vhost_net"], "disable_vhost_net"),
+    )
+    return hv
+
+
+_BUILDERS = {"qemu": _qemu, "clh": _clh, "fc": _firecracker, "acrn": _acrn}
+
+
+def default_hypervisor_config() -> HypervisorConfig:
+    """``GetDefaultHypervisorConfig``: what Kata uses when the file has no hypervisor table."""
+    return HypervisorConfig(
+        hypervisor_path=d.DEFAULT_HYPERVISOR_PATH,
+        jailer_path=d.DEFAULT_JAILER_PATH,
+        kernel_path=d.DEFAULT_KERNEL_PATH,
+        image_path=d.DEFAULT_IMAGE_PATH,
+        initrd_path=d.DEFAULT_INITRD_PATH,
+        firmware_path=d.DEFAULT_FIRMWARE_PATH,
+        firmware_volume_path=d.DEFAULT_FIRMWARE_VOLUME_PATH,
+        hypervisor_machine_type=d.DEFAULT_MACHINE_TYPE,
+        num_vcpus=d.DEFAULT_VCPU_COUNT,
+        memory_size=d.DEFAULT_MEM_SIZE_MIB,
+        mem_offset=d.DEFAULT_MEM_OFFSET,
+        default_bridges=d.DEFAULT_BRIDGES,
+        block_device_driver=d.DEFAULT_BLOCK_DEVICE_DRIVER,
+        block_device_aio=d.DEFAULT_BLOCK_DEVICE_AIO,
+        msize9p=d.DEFAULT_MSIZE_9P,
+        guest_hook_path=d.DEFAULT_GUEST_HOOK_PATH,
+        vhost_user_store_path=d.DEFAULT_VHOST_USER_STORE_PATH,
+        virtio_fs_cache=d.DEFAULT_VIRTIO_FS_CACHE,
+        sgx_epc_size=d.DEFAULT_SGX_EPC_SIZE,
+    )
+
+
+def _hypervisor(tables: list[_Table], ld: _Loading) -> tuple[str, HypervisorConfig, _Table | None]:
+    """``updateRuntimeConfigHypervisor``: the one hypervisor table -> (type, config, table)."""
+    known = [t for t in tables if t.name.split(".", 1)[1] in d.HYPERVISOR_TABLES]
+    if not known:
+        return "qemu", default_hypervisor_config(), None
+    if len(known) > 1:
+        names = ", ".join(f"[{t.name}]" for t in known)
+        raise ld.fail(
+            "hypervisor", f"several hypervisor tables ({names}): Kata 3.0.0 would pick one at random"
+        )
+    table = known[0]
+    hv_type = d.HYPERVISOR_TABLES[table.name.split(".", 1)[1]]
+    if hv_type not in _BUILDERS:
+        raise ld.fail(table.name, f"hypervisor {hv_type!r} is not handled by Kata 3.0.0's Go runtime")
+    return hv_type, _BUILDERS[hv_type](table, ld), table
+
+
+def _agent(tables: list[_Table], ld: _Loading) -> KataAgentConfig:
+    """``updateRuntimeConfigAgent``: the last agent table wins (there is normally only [agent.kata])."""
+    agent = KataAgentConfig()
+    for a in tables:
+        agent = KataAgentConfig(
+            kernel_modules=list(a["kernel_modules"]),
+            dial_timeout=a["dial_timeout"],
+            long_live_conn=True,
+            debug=a["enable_debug"],
+            trace=a["enable_tracing"],
+            enable_debug_console=a["debug_console_enabled"],
+        )
+        for name, key in (
+            ("kernel_modules", "kernel_modules"),
+            ("dial_timeout", "dial_timeout"),
+            ("debug", "enable_debug"),
+            ("trace", "enable_tracing"),
+            ("enable_debug_console", "debug_console_enabled"),
+        ):
+            ld.sources[f"agent.{name}"] = (a.key(key),)
+    return agent
+
+
+def agent_kernel_params(agent: KataAgentConfig) -> list[Param]:
+    """``vc.KataAgentKernelParams``."""
+    params = []
+    if agent.debug:
+        params.append(Param("agent.log", "debug"))
+    if agent.trace:
+        params.append(Param("agent.trace", "true"))
+    if agent.container_pipe_size > 0:
+        params.append(Param(d.AGENT_CONTAINER_PIPE_SIZE, str(agent.container_pipe_size)))
+    if agent.enable_debug_console:
+        params.append(Param(d.AGENT_DEBUG_CONSOLE, ""))
+        params.append(Param(d.AGENT_DEBUG_CONSOLE_VPORT, d.AGENT_DEBUG_CONSOLE_VPORT_VALUE))
+    return params
+
+
+def _set_kernel_params(
+    hv: HypervisorConfig, agent: KataAgentConfig, table: _Table | None, ld: _Loading
+) -> None:
+    """``SetKernelParams``: systemd params (image boot), scsi scan, agent params, then the user's."""
+    user = hv.kernel_params
+    params: list[Param] = []
+    if hv.image_path != "":
+        params += [
+            Param("systemd.unit", d.SYSTEMD_UNIT_NAME),
+            Param("systemd.mask", "systemd-networkd.service"),
+            Param("systemd.mask", "systemd-networkd.socket"),
+        ]
+    if hv.block_device_driver == "virtio-scsi":
+        params.append(Param("scsi_mod.scan", "none"))
+    params += agent_kernel_params(agent)
+    for p in user:
+        if p.key == "":
+            raise ld.fail(
+                table.key("kernel_params") if table else "kernel_params",
+                f"empty kernel parameter name in {'=' + p.value!r}",
+            )
+    hv.kernel_params = params + user
+    ld.note(
+        "hypervisor.kernel_params",
+        *(table.key(k) for k in ("image", "block_device_driver")) if table else (),
+        "agent.enable_debug",
+        "agent.enable_tracing",
+        "agent.debug_console_enabled",
+    )
+
+
+def _runtime(r: _Table, ld: _Loading) -> RuntimeConfig:
+    model = r["internetworking_model"]
+    if model and model not in d.INTERNETWORKING_MODELS:
+        raise ld.fail(r.key("internetworking_model"), f"unknown type {model!r}")
+    vfio_mode = r["vfio_mode"]
+    if vfio_mode and vfio_mode not in d.VFIO_MODES:
+        raise ld.fail(r.key("vfio_mode"), f"unknown VFIO mode {vfio_mode!r}")
+    if model in ("", "default"):
+        model = d.DEFAULT_INTERNETWORKING_MODEL
+    return RuntimeConfig(
+        debug=r["enable_debug"],
+        trace=r["enable_tracing"],
+        internetworking_model=model,
+        vfio_mode=vfio_mode or d.DEFAULT_VFIO_MODE,
+        experimental=list(r["experimental"]),
+        sandbox_bind_mounts=list(r["sandbox_bind_mounts"]),
+        jaeger_endpoint=r["jaeger_endpoint"],
+        jaeger_user=r["jaeger_user"],
+        jaeger_password=r["jaeger_password"],
+        disable_guest_seccomp=r["disable_guest_seccomp"],
+        disable_new_netns=r["disable_new_netns"],
+        sandbox_cgroup_only=r["sandbox_cgroup_only"],
+        static_sandbox_resource_mgmt=r["static_sandbox_resource_mgmt"],
+        enable_pprof=r["enable_pprof"],
+        disable_guest_empty_dir=r["disable_guest_empty_dir"],
+    )
+
+
+def _check_runtime_lists(rt: RuntimeConfig, ld: _Loading) -> None:
+    """Experimental features (3.0.0 registers none) and ``validateBindMounts`` (unique base names)."""
+    for feature in rt.experimental:
+        raise ld.fail("runtime.experimental", f"unsupported experimental feature {feature!r}")
+    seen: set[str] = set()
+    for mount in rt.sandbox_bind_mounts:
+        base = os.path.basename(os.path.normpath(mount))
+        if base in seen:
+            raise ld.fail(
+                "runtime.sandbox_bind_mounts", f"{mount!r} has a base name already used by another bind mount"
+            )
+        seen.add(base)
+
+
+def _file_size(path: str, fallback: int) -> int:
+    """Size of an existing file, else the size the host facts assume for it."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return fallback
+
+
+def _check_hypervisor_config(hv: HypervisorConfig, table: _Table | None, ld: _Loading) -> None:
+    """``checkHypervisorConfig``: non-zero memory; non-empty image/initrd; an initrd must fit in memory."""
+    where = table.name if table else "hypervisor"
+    if hv.memory_size == 0:
+        raise ld.fail(f"{where}.default_memory", "VM memory cannot be zero")
+    for path, is_initrd, fallback in (
+        (hv.image_path, False, ld.facts.image_size),
+        (hv.initrd_path, True, ld.facts.initrd_size),
+    ):
+        if path == "":
+            continue
+        key = f"{where}.{'initrd' if is_initrd else 'image'}"
+        size = _file_size(path, fallback)
+        if size == 0:
+            raise ld.fail(key, f"image {path!r} is empty")
+        if size > MIB and is_initrd and size // MIB >= hv.memory_size:
+            raise ld.fail(
+                key, f"VM memory ({hv.memory_size}MB) smaller than image {path!r} size ({size // MIB}MB)"
+            )
+
+
+def _factory(f: _Table) -> FactoryConfig:
+    """``newFactoryConfig``."""
+    return FactoryConfig(
+        template=f["enable_template"],
+        template_path=f["template_path"] or d.DEFAULT_TEMPLATE_PATH,
+        vm_cache_endpoint=f["vm_cache_endpoint"] or d.DEFAULT_VM_CACHE_ENDPOINT,
+        vm_cache_number=f["vm_cache_number"],
+    )
+
+
+def load_configuration(doc: dict[str, Any], facts: HostFacts, source: str = "") -> KataConfig:
+    """Stage 1, ``katautils.LoadConfiguration``: the RuntimeConfig right after loading and ``checkConfig``."""
+    ld = _Loading(facts, source)
+    if not isinstance(doc, dict):
+        raise ld.fail("", "the configuration must be a TOML table")
+    hv_tables = _named_tables(doc, "hypervisor", HYPERVISOR_KEYS, source)
+    agent_tables = _named_tables(doc, "agent", AGENT_KEYS, source)
+    runtime_table = _Table("runtime", read_table(_table(doc, "runtime", source), RUNTIME_KEYS))
+    factory_table = _Table("factory", read_table(_table(doc, "factory", source), FACTORY_KEYS))
+    read_table(_table(doc, "image", source), IMAGE_KEYS)
+
+    runtime = _runtime(runtime_table, ld)
+    hv_type, hv, table = _hypervisor(hv_tables, ld)
+    agent = _agent(agent_tables, ld)
+    factory = _factory(factory_table)
+    _set_kernel_params(hv, agent, table, ld)
+    _check_runtime_lists(runtime, ld)
+
+    if runtime.disable_new_netns and runtime.internetworking_model != "none":
+        raise ld.fail("runtime.disable_new_netns", 'only works with internetworking_model = "none"')
+    _check_hypervisor_config(hv, table, ld)
+    if factory.template and hv.initrd_path == "":
+        raise ld.fail("factory.enable_template", "requires an initrd image (hypervisor initrd)")
+    if factory.vm_cache_number > 0 and hv_type != "qemu":
+        raise ld.fail("factory.vm_cache_number", "the VM cache only supports qemu")
+    return KataConfig(hv_type, hv, agent, runtime, factory, ld.sources)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Stage 2: the sandbox (oci.SandboxConfig static sizing, then validateHypervisorConfig)
+
+
+def prepare_sandbox(cfg: KataConfig, facts: HostFacts, source: str = "") -> None:
+    """Apply static sandbox sizing and ``validateHypervisorConfig`` to ``cfg`` in place."""
+    hv = cfg.hypervisor
+    where = {
+        "qemu": "hypervisor.qemu",
+        "clh": "hypervisor.clh",
+        "fc": "hypervisor.firecracker",
+        "acrn": "hypervisor.acrn",
+    }[cfg.hypervisor_type]
+    if cfg.runtime.static_sandbox_resource_mgmt:
+        cfg.runtime.sandbox_cpus = facts.workload_cpus
+        cfg.runtime.sandbox_mem_mb = facts.workload_mem_mib
+        hv.num_vcpus = (hv.num_vcpus + facts.workload_cpus) % 2**32
+        hv.memory_size = (hv.memory_size + facts.workload_mem_mib) % 2**32
+        for name, fact in (("num_vcpus", "host.workload_cpus"), ("memory_size", "host.workload_mem_mib")):
+            cfg.sources[f"hypervisor.{name}"] = cfg.sources.get(f"hypervisor.{name}", ()) + (
+                "runtime.static_sandbox_resource_mgmt",
+                fact,
+            )
+
+    if hv.kernel_path == "":
+        raise ConfigError(f"{where}.kernel", "missing kernel path", source)
+    if hv.confidential_guest and hv.hypervisor_machine_type == "s390-ccw-virtio":
+        if hv.image_path or hv.initrd_path:
+            raise ConfigError(
+                f"{where}.image", "neither image nor initrd may be set for Secure Execution", source
+            )
+    elif hv.image_path == "" and hv.initrd_path == "":
+        raise ConfigError(f"{where}.image", "missing image and initrd path", source)
+    elif hv.image_path != "" and hv.initrd_path != "":
+        raise ConfigError(f"{where}.initrd", "image and initrd path cannot be both set", source)
+    if hv.boot_to_be_template and hv.boot_from_template:
+        raise ConfigError("factory.enable_template", "cannot set both 'to be' and 'from' VM template", source)
+    if (hv.boot_to_be_template or hv.boot_from_template) and hv.memory_path == "":
+        raise ConfigError("factory.template_path", "missing MemoryPath for VM template", source)
+    if hv.boot_from_template and hv.devices_state_path == "":
+        raise ConfigError(
+            "factory.template_path", "missing DevicesStatePath to load from VM template", source
+        )
+
+    hv.num_vcpus = hv.num_vcpus or d.DEFAULT_VCPU_COUNT
+    hv.memory_size = hv.memory_size or d.DEFAULT_MEM_SIZE_MIB
+    hv.default_bridges = hv.default_bridges or d.DEFAULT_BRIDGES
+    if hv.block_device_driver == "":
+        hv.block_device_driver = d.DEFAULT_BLOCK_DEVICE_DRIVER
+    elif hv.block_device_driver == "virtio-blk" and hv.hypervisor_machine_type == "s390-ccw-virtio":
+        hv.block_device_driver = "virtio-blk-ccw"
+    max_vcpus = max_vcpus_for_arch(facts.arch)
+    if hv.default_max_vcpus == 0 or hv.default_max_vcpus > max_vcpus:
+        hv.default_max_vcpus = max_vcpus
+    if hv.confidential_guest and hv.num_vcpus != hv.default_max_vcpus:
+        hv.default_max_vcpus = hv.num_vcpus
+        cfg.sources["hypervisor.default_max_vcpus"] = cfg.sources.get("hypervisor.default_max_vcpus", ()) + (
+            f"{where}.confidential_guest",
+            f"{where}.default_vcpus",
+        )
+    if hv.msize9p == 0 and hv.shared_fs != "virtio-fs":
+        hv.msize9p = d.DEFAULT_MSIZE_9P
+
+
+def load_kata_config(doc: dict[str, Any], facts: HostFacts, source: str = "") -> KataConfig:
+    """The configuration exactly as the hypervisor's ``CreateVM`` receives it, or the ConfigError Kata raises
+    up to and including ``CreateVM``'s own checks (launch-time failures are left to the generators)."""
+    from katatest.kata.validate import check_create_vm
+
+    cfg = load_configuration(doc, facts, source)
+    prepare_sandbox(cfg, facts, source)
+    check_create_vm(cfg, facts, source)
+    return cfg

@@ -1,0 +1,84 @@
+"""Rejections Kata 3.0.0 makes inside a hypervisor's ``CreateVM`` (before any process starts), and the one
+govmm makes at QEMU launch. Each raises ConfigError naming the TOML key responsible."""
+
+from __future__ import annotations
+
+from katatest.errors import ConfigError
+from katatest.hostfacts import HostFacts
+from katatest.kata.hypervisor_config import KataConfig
+
+_TABLES = {
+    "qemu": "hypervisor.qemu",
+    "clh": "hypervisor.clh",
+    "fc": "hypervisor.firecracker",
+    "acrn": "hypervisor.acrn",
+}
+
+QEMU_MACHINES = {"amd64": ("q35", "virt", "microvm"), "arm64": ("virt",)}
+
+
+def guest_protection(facts: HostFacts) -> str:
+    """``availableGuestProtection``: arm64 never reports a TEE in 3.0.0."""
+    return facts.guest_protection if facts.arch == "amd64" else "none"
+
+
+def check_create_vm(cfg: KataConfig, facts: HostFacts, source: str = "") -> None:
+    """The configuration errors of ``CreateVM`` for ``cfg.hypervisor_type``."""
+    checks = {"qemu": _qemu, "clh": _clh}
+    if cfg.hypervisor_type in checks:
+        checks[cfg.hypervisor_type](cfg, facts, _TABLES[cfg.hypervisor_type], source)
+
+
+def _qemu(cfg: KataConfig, facts: HostFacts, table: str, source: str) -> None:
+    hv = cfg.hypervisor
+
+    def fail(key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{table}.{key}", problem, source)
+
+    machine = hv.hypervisor_machine_type or ("q35" if facts.arch == "amd64" else "virt")
+    if machine not in QEMU_MACHINES[facts.arch]:  # newQemuArch
+        raise fail("machine_type", f"unrecognised machine type {machine!r} for {facts.arch}")
+    if facts.arch == "amd64" and hv.confidential_guest and guest_protection(facts) == "none":
+        raise fail(
+            "confidential_guest", "this host doesn't support Confidential Computing (Guest Protection)"
+        )
+    template = hv.boot_to_be_template or hv.boot_from_template
+    if template and (hv.shared_fs in ("virtio-fs", "virtio-fs-nydus") or hv.file_backed_mem_root_dir):
+        raise fail("shared_fs", "VM templating does not work with virtio-fs or file backed memory")
+    if hv.enable_vhost_user_store and not hv.huge_pages:
+        raise fail("enable_vhost_user_store", "vhost-user-blk/scsi is enabled without enable_hugepages")
+    if hv.iommu:  # buildDevices -> appendIOMMU
+        if facts.arch == "arm64":
+            raise fail("enable_iommu", "arm64 does not support vIOMMU")
+        if machine != "q35":
+            raise fail("enable_iommu", f"machine type {machine} does not support vIOMMU")
+    if facts.arch == "arm64" and len(hv.pflash) == 1:
+        raise fail("pflashes", "two pflash images needed for arm64")
+    if facts.arch == "arm64" and len(hv.pflash) > 2:
+        raise fail("pflashes", "too many pflash images for arm64")
+
+
+def _clh(cfg: KataConfig, facts: HostFacts, table: str, source: str) -> None:
+    hv = cfg.hypervisor
+    if not hv.confidential_guest:
+        return
+    protection = guest_protection(facts)
+    key = f"{table}.confidential_guest"
+    if protection == "tdx":
+        if hv.firmware_path == "":
+            raise ConfigError(f"{table}.firmware", "firmware path is not specified (needed for TDX)", source)
+    elif protection == "sev":
+        raise ConfigError(key, "SEV protection is not supported by Cloud Hypervisor", source)
+    else:
+        raise ConfigError(key, "this host doesn't support Confidential Computing (Guest Protection)", source)
+
+
+def check_qemu_launch(cfg: KataConfig, source: str = "") -> None:
+    """govmm ``LaunchQemu``/SMP validation: maxcpus must not be below the boot vCPUs."""
+    hv = cfg.hypervisor
+    if cfg.hypervisor_type == "qemu" and hv.default_max_vcpus < hv.num_vcpus:
+        raise ConfigError(
+            "hypervisor.qemu.default_maxvcpus",
+            f"MaxCPUs {hv.default_max_vcpus} must be equal to or greater than CPUs {hv.num_vcpus}",
+            source,
+        )

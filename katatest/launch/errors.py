@@ -1,0 +1,19 @@
+"""Errors of the launcher."""
+
+from __future__ import annotations
+
+from katatest.errors import KatatestError
+
+
+class LaunchError(KatatestError):
+    """QEMU, virtiofsd or the supervisor failed to start; carries QEMU's stderr and the argv."""
+
+    def __init__(self, message: str, stderr: str = "", argv: list[str] | None = None) -> None:
+        self.stderr = stderr
+        self.argv = list(argv or [])
+        first = next((line for line in stderr.splitlines() if line.strip()), "")
+        super().__init__(f"{message}: {first}" if first else message)
+
+
+class PlanError(KatatestError):
+    """An override cannot be applied to the generated argv."""

@@ -1,0 +1,303 @@
+"""Launch plans: the generated argv plus the recorded overrides needed to start it on this host.
+
+The only differences between what Kata would launch and what katatest launches are ``Override`` records,
+each naming what it replaced, with what, and why.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING
+
+from katatest.launch.errors import PlanError
+
+if TYPE_CHECKING:
+    from katatest.launch.kvm import AccelVerdict
+
+VIRTIOFSD_LOCATIONS = ("/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd", "/usr/bin/virtiofsd")
+ROOTLESS_PREFIXES = ("/run/vc/", "/run/kata-containers/")
+
+
+@dataclass(frozen=True)
+class Override:
+    """One deliberate difference from the generated argv: contiguous ``before`` items became ``after``."""
+
+    kind: str
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+    reason: str
+    target: str = "qemu"  # "qemu" (the QEMU argv) or "daemon" (the virtiofsd argv)
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "before": list(self.before), "after": list(self.after)}
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Runtime paths named by the argv (sockets, pidfile, dirs Kata creates)."""
+
+    vm_dir: str
+    qmp_socket: str
+    console_socket: str | None = None
+    pidfile: str | None = None
+    vhost_fs_socket: str | None = None
+    shared_dir: str | None = None
+
+
+@dataclass
+class LaunchPlan:
+    """What will actually be started: QEMU argv, virtiofsd argv, overrides and runtime paths."""
+
+    argv: list[str]
+    daemon_argv: list[str] | None
+    overrides: list[Override]
+    paths: RunPaths
+
+    @property
+    def binary(self) -> str:
+        return self.argv[0]
+
+    @property
+    def vhost_vsock_fd(self) -> int | None:
+        """The fd number at which QEMU expects an open /dev/vhost-vsock (Kata passes one)."""
+        for value in option_values(self.argv, "-device"):
+            if value.startswith("vhost-vsock"):
+                fd = props(value).get("vhostfd")
+                return int(fd) if fd and fd.isdigit() else None
+        return None
+
+    def overrides_json(self) -> list[dict]:
+        return [o.to_json() for o in self.overrides]
+
+
+# --- small argv helpers -------------------------------------------------------------------------------
+
+def option_values(argv: Sequence[str], flag: str) -> list[str]:
+    """Values of every ``flag value`` pair in argv."""
+    return [argv[i + 1] for i in range(len(argv) - 1) if argv[i] == flag]
+
+
+def props(value: str) -> dict[str, str]:
+    """``a,b=c,d=e`` -> {"": "a", "b": "c", "d": "e"} (a bare leading word is keyed by "")."""
+    out: dict[str, str] = {}
+    for i, item in enumerate(value.split(",")):
+        key, sep, val = item.partition("=")
+        if sep:
+            out.setdefault(key, val)
+        elif i == 0:
+            out[""] = item
+    return out
+
+
+def set_prop(value: str, key: str, new: str) -> str:
+    """``value`` with ``key=...`` replaced by ``key=new``."""
+    return ",".join(f"{key}={new}" if item.partition("=")[0] == key and "=" in item else item
+                    for item in value.split(","))
+
+
+def apply_override(argv: list[str], override: Override) -> list[str]:
+    """argv with the first contiguous occurrence of ``override.before`` replaced by ``override.after``."""
+    n = len(override.before)
+    for i in range(len(argv) - n + 1):
+        if tuple(argv[i:i + n]) == override.before:
+            return argv[:i] + list(override.after) + argv[i + n:]
+    raise PlanError(f"override {override.kind}: {' '.join(override.before)!r} is not in the argv")
+
+
+def apply_all(argv: list[str], overrides: Iterable[Override]) -> list[str]:
+    for override in overrides:
+        argv = apply_override(argv, override)
+    return argv
+
+
+def _replace_value(argv: Sequence[str], flag: str, old: str, new: str, kind: str, reason: str) -> Override:
+    return Override(kind, (flag, old), (flag, new), reason)
+
+
+# --- override builders ------------------------------------------------------------------------------
+
+def binary_overrides(argv: Sequence[str], target: str = "qemu") -> list[Override]:
+    """Swap a binary path that does not exist here for the installed one."""
+    path = argv[0]
+    if os.access(path, os.X_OK):
+        return []
+    name = os.path.basename(path)
+    candidates = [shutil.which(name)] + ([*VIRTIOFSD_LOCATIONS] if name == "virtiofsd" else [])
+    found = next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+    if not found:
+        raise PlanError(f"{name}: not installed ({path} does not exist and {name} is not on PATH)")
+    return [Override("binary", (path,), (found,), f"{path} does not exist on this host; {name} is at {found}",
+                     target)]
+
+
+def _image_locations(argv: Sequence[str]) -> list[tuple[str, str]]:
+    """(flag, value) of every argv value that names the guest image (nvdimm backend, image drive)."""
+    nvdimm_memdevs = {props(v).get("memdev") for v in option_values(argv, "-device") if v.startswith("nvdimm")}
+    found = [("-object", v) for v in option_values(argv, "-object")
+             if v.startswith("memory-backend-file") and props(v).get("id") in nvdimm_memdevs]
+    found += [("-drive", v) for v in option_values(argv, "-drive") if props(v).get("id", "").startswith("image-")]
+    return found
+
+
+def asset_overrides(argv: Sequence[str], assets: dict) -> list[Override]:
+    """Point kernel, initrd, image (and its size) and firmware at the built guest assets."""
+    out: list[Override] = []
+    for flag, key in (("-kernel", "kernel"), ("-initrd", "initrd"), ("-bios", "firmware")):
+        new = assets.get(key)
+        for old in option_values(argv, flag):
+            if new and str(new) != old:
+                out.append(_replace_value(argv, flag, old, str(new), f"asset-{key}",
+                                          f"the configured {key} {old} is replaced by katatest's built {key}"))
+    image = assets.get("image")
+    if image:
+        size = int(assets.get("image_size") or os.path.getsize(image))
+        for flag, old in _image_locations(argv):
+            key = "mem-path" if flag == "-object" else "file"
+            new = set_prop(old, key, str(image))
+            reason = f"the configured image {props(old).get(key)} is replaced by katatest's built image"
+            if flag == "-object" and "size" in props(old) and props(old)["size"] != str(size):
+                new = set_prop(new, "size", str(size))
+                reason += f" (size= set to its real size {size}, as Kata does for an existing image)"
+            if new != old:
+                out.append(Override("asset-image", (flag, old), (flag, new), reason))
+    return out
+
+
+def accel_overrides(argv: Sequence[str], accel: AccelVerdict) -> list[Override]:
+    """KVM unusable: TCG in -machine, ``max`` CPU model instead of ``host``, arm64 GIC ``max``."""
+    if accel.accel != "tcg":
+        return []
+    out: list[Override] = []
+    why = f"KVM is not usable ({accel.reason})"
+    for old in option_values(argv, "-machine"):
+        new = set_prop(old, "accel", "tcg")
+        if props(new).get("gic-version") == "host":
+            new = set_prop(new, "gic-version", "max")
+        if new != old:
+            extra = "; gic-version=host requires KVM, max is the TCG equivalent" if "gic-version=host" in old else ""
+            out.append(Override("accel", ("-machine", old), ("-machine", new), f"{why}: accel=tcg{extra}"))
+    for old in option_values(argv, "-cpu"):
+        model, sep, features = old.partition(",")
+        if model == "host":
+            out.append(Override("cpu-model", ("-cpu", old), ("-cpu", f"max{sep}{features}"),
+                                f"{why}: -cpu host needs KVM; max is TCG's all-features model "
+                                "(features after the model kept)"))
+    return out
+
+
+def vsock_overrides(argv: Sequence[str], available: bool) -> list[Override]:
+    """Drop the cold-plugged vhost-vsock device when /dev/vhost-vsock is absent."""
+    if available:
+        return []
+    return [Override("drop-vsock", ("-device", v), (),
+                     "/dev/vhost-vsock is absent on this host, so the vhost-vsock device cannot be backed")
+            for v in option_values(argv, "-device") if v.startswith("vhost-vsock")]
+
+
+_ROOTLESS_RE = re.compile(r"(?<![^=,:])(" + "|".join(re.escape(p) for p in ROOTLESS_PREFIXES) + ")")
+
+
+def relocation_overrides(argv: Sequence[str], runtime_dir: str, target: str) -> list[Override]:
+    """Move Kata's /run paths under a private XDG_RUNTIME_DIR, as Kata's rootless mode lays them out.
+
+    Stand-in for rendering with ``HostFacts(rootless=True, xdg_runtime_dir=runtime_dir)``.
+    """
+    out = []
+    for old in argv[1:]:
+        new = _ROOTLESS_RE.sub(lambda m: runtime_dir.rstrip("/") + m.group(1), old)
+        if new != old:
+            out.append(Override("rootless-layout", (old,), (new,),
+                                f"private runtime dir {runtime_dir} (Kata's rootless layout "
+                                "$XDG_RUNTIME_DIR/run/...), so parallel VMs never share paths", target))
+    return out
+
+
+# --- runtime paths ----------------------------------------------------------------------------------
+
+def _chardev_path(argv: Sequence[str], chardev_id: str | None) -> str | None:
+    for value in option_values(argv, "-chardev"):
+        p = props(value)
+        if chardev_id and p.get("id") == chardev_id:
+            return p.get("path")
+    return None
+
+
+def run_paths(argv: Sequence[str], daemon_argv: Sequence[str] | None) -> RunPaths:
+    """Parse the runtime paths out of the (final) argv."""
+    qmp = next((v for v in option_values(argv, "-qmp") if v.startswith("unix:")), None)
+    if qmp is None:
+        raise PlanError("the argv has no -qmp unix: socket")
+    qmp_socket = qmp[len("unix:"):].split(",")[0]
+    devices = option_values(argv, "-device")
+    console_id = next((props(v).get("chardev") for v in devices if v.startswith("virtconsole")), None)
+    serial = next((v for v in option_values(argv, "-serial") if v.startswith("chardev:")), None)
+    console = _chardev_path(argv, console_id or (serial[len("chardev:"):] if serial else None))
+    fs_id = next((props(v).get("chardev") for v in devices if v.startswith("vhost-user-fs")), None)
+    shared = None
+    if daemon_argv:
+        shared = next((v[len("source="):] for v in option_values(daemon_argv, "-o") if v.startswith("source=")),
+                      None)
+    shared = shared or next((props(v).get("path") for v in option_values(argv, "-fsdev")), None)
+    pidfile = next(iter(option_values(argv, "-pidfile")), None)
+    return RunPaths(vm_dir=os.path.dirname(qmp_socket), qmp_socket=qmp_socket, console_socket=console,
+                    pidfile=pidfile, vhost_fs_socket=_chardev_path(argv, fs_id), shared_dir=shared)
+
+
+# --- the plan ---------------------------------------------------------------------------------------
+
+def plan_launch(rendered_argv: Sequence[str], daemon_argv: Sequence[str] | None, *,
+                assets: dict | None, accel: AccelVerdict, vhost_vsock_available: bool,
+                extra: Sequence[Override] = ()) -> LaunchPlan:
+    """The launch plan for a generated argv on this host; every difference is a recorded Override."""
+    argv = list(rendered_argv)
+    overrides: list[Override] = []
+    for build in (lambda a: binary_overrides(a), lambda a: asset_overrides(a, assets or {}),
+                  lambda a: accel_overrides(a, accel), lambda a: vsock_overrides(a, vhost_vsock_available)):
+        new = build(argv)
+        argv = apply_all(argv, new)
+        overrides += new
+    daemon = list(daemon_argv) if daemon_argv is not None else None
+    if daemon:
+        new = binary_overrides(daemon, target="daemon")
+        daemon = apply_all(daemon, new)
+        overrides += new
+    argv, daemon = _apply_targeted(argv, daemon, extra)
+    overrides += list(extra)
+    return LaunchPlan(argv, daemon, overrides, run_paths(argv, daemon))
+
+
+def _apply_targeted(argv: list[str], daemon: list[str] | None,
+                    overrides: Iterable[Override]) -> tuple[list[str], list[str] | None]:
+    for o in overrides:
+        if o.target == "daemon":
+            if daemon is None:
+                raise PlanError(f"override {o.kind}: this plan starts no daemon")
+            daemon = apply_override(daemon, o)
+        else:
+            argv = apply_override(argv, o)
+    return argv, daemon
+
+
+def with_overrides(plan: LaunchPlan, overrides: Sequence[Override]) -> LaunchPlan:
+    """A plan with further overrides applied and recorded."""
+    argv, daemon = _apply_targeted(plan.argv, plan.daemon_argv, overrides)
+    return replace(plan, argv=argv, daemon_argv=daemon, overrides=[*plan.overrides, *overrides],
+                   paths=run_paths(argv, daemon))
+
+
+def relocate(plan: LaunchPlan, runtime_dir: str) -> LaunchPlan:
+    """The plan with Kata's /run paths moved under ``runtime_dir`` (recorded as overrides)."""
+    extra = relocation_overrides(plan.argv, runtime_dir, "qemu")
+    if plan.daemon_argv:
+        extra += relocation_overrides(plan.daemon_argv, runtime_dir, "daemon")
+    return with_overrides(plan, extra)
+
+
+def read_argv_file(path: str | os.PathLike) -> list[str]:
+    """An argv file (one argument per line), as the conformance vectors store them."""
+    with open(path, encoding="utf-8") as fh:
+        return [line.rstrip("\n") for line in fh if line.rstrip("\n") != ""]

@@ -1,0 +1,38 @@
+"""The shared-fs daemon Kata 3.0.0 starts beside QEMU: virtiofsd, or nydusd for virtio-fs-nydus."""
+
+from __future__ import annotations
+
+from katatest.argv import Arg
+from katatest.hostfacts import HostFacts
+from katatest.kata.hypervisor_config import KataConfig
+from katatest.qemu.paths import sandbox_paths
+
+VIRTIOFSD_SOCKET_FD = 3  # the listening socket is the first of cmd.ExtraFiles
+
+
+def daemon_argv(cfg: KataConfig, facts: HostFacts) -> list[Arg] | None:
+    """virtiofsd's or nydusd's argv, or None when the config shares with virtio-9p."""
+    hv = cfg.hypervisor
+    src = cfg.sources
+    daemon_src = tuple(src.get("hypervisor.virtio_fs_daemon", ("hypervisor.qemu.virtio_fs_daemon",)))
+    extra_src = tuple(src.get("hypervisor.virtio_fs_extra_args", ("hypervisor.qemu.virtio_fs_extra_args",)))
+    paths = sandbox_paths(facts)
+    path_src = ("host.sandbox_id", "host.rootless", "host.xdg_runtime_dir")
+    if hv.shared_fs == "virtio-fs-nydus":
+        debug_src = tuple(src.get("hypervisor.debug", ("hypervisor.qemu.enable_debug",)))
+        args = [Arg(hv.virtio_fs_daemon, daemon_src),
+                Arg("--log-level", debug_src), Arg("debug" if hv.debug else "info", debug_src),
+                Arg("--apisock", path_src), Arg(paths.socket("nydusd-api.sock"), path_src),
+                Arg("--sock", path_src), Arg(paths.socket("vhost-fs.sock"), path_src)]
+    elif hv.shared_fs == "virtio-fs":
+        cache_src = tuple(src.get("hypervisor.virtio_fs_cache", ("hypervisor.qemu.virtio_fs_cache",)))
+        fixed = ("kata.fixed",)
+        args = [Arg(hv.virtio_fs_daemon, daemon_src), Arg("--syslog", fixed),
+                Arg("-o", cache_src), Arg("cache=" + hv.virtio_fs_cache, cache_src),
+                Arg("-o", fixed), Arg("no_posix_lock", fixed),
+                Arg("-o", path_src), Arg("source=" + paths.shared_dir, path_src),
+                Arg(f"--fd={VIRTIOFSD_SOCKET_FD}", fixed), Arg("-f", fixed)]
+    else:
+        return None
+    args += [Arg(extra, extra_src) for extra in hv.virtio_fs_extra_args]
+    return args
