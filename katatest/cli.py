@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from katatest.cli_facts import add_fact_flags, facts_from_args
 from katatest.errors import KatatestError
+from katatest.explain import explain_args, explain_fields
 from katatest.render import HYPERVISORS, render_file
 from katatest.rendered import Rendered
 
@@ -76,13 +77,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     rendered = render_file(args.config, facts_from_args(args), args.hypervisor)
     items, doc = _selected(rendered, args.what)
-    if doc is not None:
-        for pointer, sources in sorted(rendered.vmconfig_sources.items()):
-            print(f"{pointer:40} <- {', '.join(sources) or 'kata constant'}")
-        return 0
-    width = min(max((len(a.value) for a in items), default=0), 60)
-    for a in items:
-        print(f"{a.value:{width}}  <- {', '.join(a.sources) or 'kata constant'}")
+    lines = explain_fields(rendered.vmconfig_sources) if doc is not None else explain_args(items)
+    sys.stdout.write("".join(line + "\n" for line in lines))
     return 0
 
 

@@ -33,7 +33,7 @@ def add_fact_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--workload-mem-mib", type=int)
 
 
-_FACT_FIELDS = ("arch", "host_cpus", "host_mem_mib", "nested", "sandbox_id", "vsock_cid", "image_size",
+FACT_FIELDS = ("arch", "host_cpus", "host_mem_mib", "nested", "sandbox_id", "vsock_cid", "image_size",
                 "initrd_size", "guest_protection", "sev_cbitpos", "sev_reduced_phys_bits", "fips", "vsock",
                 "sharedfs", "netns", "workload_cpus", "workload_mem_mib")
 
@@ -48,5 +48,5 @@ def reference_facts() -> HostFacts:
 def facts_from_args(args: argparse.Namespace, detect: bool = False) -> HostFacts:
     """Build HostFacts from parsed flags over the reference (or detected) defaults."""
     base = hostfacts.detect() if (detect or args.detect_host) else reference_facts()
-    changes = {name: getattr(args, name) for name in _FACT_FIELDS if getattr(args, name, None) is not None}
+    changes = {name: getattr(args, name) for name in FACT_FIELDS if getattr(args, name, None) is not None}
     return base.with_overrides(**changes)

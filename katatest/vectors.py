@@ -78,8 +78,8 @@ def first_difference(expected: list[str], actual: list[str]) -> str:
     for index, (want, got) in enumerate(zip(expected, actual)):
         if want != got:
             return f"argument {index}: expected {want!r}, got {got!r}"
-    if len(expected) != len(actual):
-        longer = expected if len(expected) > len(actual) else actual
-        which = "missing" if len(expected) > len(actual) else "unexpected"
-        return f"{which} arguments from {min(len(expected), len(actual))}: {longer[len(actual) if which == 'missing' else len(expected):][:4]}"
+    if len(expected) > len(actual):
+        return f"missing arguments from {len(actual)}: {expected[len(actual):][:4]}"
+    if len(actual) > len(expected):
+        return f"unexpected arguments from {len(expected)}: {actual[len(expected):][:4]}"
     return ""

@@ -5,29 +5,9 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from katatest.cli_facts import add_fact_flags
+from katatest.cli_facts import FACT_FIELDS, add_fact_flags
 from katatest.errors import HostFactsError
 from katatest.hostfacts import HostFacts
-
-_FACT_FIELDS = (
-    "arch",
-    "host_cpus",
-    "host_mem_mib",
-    "nested",
-    "sandbox_id",
-    "vsock_cid",
-    "image_size",
-    "initrd_size",
-    "guest_protection",
-    "sev_cbitpos",
-    "sev_reduced_phys_bits",
-    "fips",
-    "vsock",
-    "sharedfs",
-    "netns",
-    "workload_cpus",
-    "workload_mem_mib",
-)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,7 +26,7 @@ def parse_flags(text: str) -> tuple[HostFacts, bool]:
     """``(facts, wants_daemon)``: facts over the reference host (amd64, uid 0, not rootless, not nested,
     id 64 x "1"); ``wants_daemon`` is ``--virtiofsd`` (print the shared-fs daemon argv)."""
     args = _parser().parse_args(shlex.split(text))
-    changes = {name: getattr(args, name) for name in _FACT_FIELDS if getattr(args, name, None) is not None}
+    changes = {name: getattr(args, name) for name in FACT_FIELDS if getattr(args, name, None) is not None}
     return HostFacts(uid=0, rootless=False, xdg_runtime_dir="").with_overrides(**changes), args.virtiofsd
 
 

@@ -19,6 +19,15 @@ from typing import Any
 from katatest.errors import ConfigError
 from katatest.hostfacts import HostFacts
 from katatest.kata import defaults as d
+from katatest.kata.getters import (
+    comma_list,
+    default_bridges,
+    default_max_mem_size,
+    default_max_vcpus,
+    default_mem_size,
+    default_vcpus,
+    deserialize_params,
+)
 from katatest.kata.hypervisor_config import (
     FactoryConfig,
     HypervisorConfig,
@@ -27,6 +36,7 @@ from katatest.kata.hypervisor_config import (
     Param,
     RuntimeConfig,
 )
+from katatest.kata.sandbox import prepare_sandbox
 from katatest.kata.toml_schema import (
     AGENT_KEYS,
     FACTORY_KEYS,
@@ -35,6 +45,7 @@ from katatest.kata.toml_schema import (
     RUNTIME_KEYS,
     read_table,
 )
+from katatest.kata.validate import check_create_vm
 from katatest.tomlconf import Section
 
 MIB = 1024 * 1024
@@ -68,66 +79,6 @@ class _Loading:
     def note(self, name: str, *origins: str) -> None:
         """Record that field ``name`` (e.g. "hypervisor.num_vcpus") came from ``origins``."""
         self.sources[name] = tuple(dict.fromkeys(self.sources.get(name, ()) + origins))
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Getters of katautils' ``hypervisor`` struct (pure maths, unit-tested directly)
-
-
-def max_vcpus_for_arch(arch: str) -> int:
-    """govmm.MaxVCPUs() for ``arch``."""
-    return d.MAX_VCPUS[arch]
-
-
-def default_max_vcpus(requested: int, host_cpus: int, arch: str) -> int:
-    """``hypervisor.defaultMaxVCPUs``: 0 or >= host CPUs means host CPUs; never above the hypervisor max."""
-    if requested >= host_cpus or requested == 0:
-        requested = host_cpus
-    return min(requested, max_vcpus_for_arch(arch))
-
-
-def default_vcpus(requested: int, host_cpus: int, arch: str) -> int:
-    """``hypervisor.defaultVCPUs``: negative or above the usable CPUs means all usable CPUs; 0 means 1."""
-    usable = default_max_vcpus(0, host_cpus, arch)  # getCurrentCpuNum
-    if requested < 0 or requested > usable:
-        return usable
-    if requested == 0:
-        return d.DEFAULT_VCPU_COUNT
-    return requested
-
-
-def default_mem_size(requested: int) -> int:
-    """``hypervisor.defaultMemSz``: below vc.MinHypervisorMemory (256 MiB) means the 2048 MiB default."""
-    return d.DEFAULT_MEM_SIZE_MIB if requested < d.MIN_HYPERVISOR_MEMORY_MIB else requested
-
-
-def default_max_mem_size(requested: int, host_mem_mib: int) -> int:
-    """``hypervisor.defaultMaxMemSz``: 0 or above host memory means host memory (MiB)."""
-    if requested == 0 or requested > host_mem_mib:
-        return host_mem_mib
-    return requested
-
-
-def default_bridges(requested: int) -> int:
-    """``hypervisor.defaultBridges``: 0 means 1, at most 5."""
-    if requested == 0:
-        return d.DEFAULT_BRIDGES
-    return min(requested, d.MAX_PCI_BRIDGES)
-
-
-def comma_list(text: str) -> str:
-    """``machineAccelerators``/``cpuFeatures``: drop empty items, trim each, trim commas at both ends."""
-    joined = "".join(item.strip() + "," for item in text.split(",") if item != "")
-    return joined.strip(",")
-
-
-def deserialize_params(text: str) -> list[Param]:
-    """``vc.DeserializeParams(strings.Fields(text))``."""
-    params = []
-    for word in text.split():
-        key, sep, value = word.partition("=")
-        params.append(Param(key, value if sep else ""))
-    return params
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -638,75 +589,9 @@ def load_configuration(doc: dict[str, Any], facts: HostFacts, source: str = "") 
     return KataConfig(hv_type, hv, agent, runtime, factory, ld.sources)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Stage 2: the sandbox (oci.SandboxConfig static sizing, then validateHypervisorConfig)
-
-
-def prepare_sandbox(cfg: KataConfig, facts: HostFacts, source: str = "") -> None:
-    """Apply static sandbox sizing and ``validateHypervisorConfig`` to ``cfg`` in place."""
-    hv = cfg.hypervisor
-    where = {
-        "qemu": "hypervisor.qemu",
-        "clh": "hypervisor.clh",
-        "fc": "hypervisor.firecracker",
-        "acrn": "hypervisor.acrn",
-    }[cfg.hypervisor_type]
-    if cfg.runtime.static_sandbox_resource_mgmt:
-        cfg.runtime.sandbox_cpus = facts.workload_cpus
-        cfg.runtime.sandbox_mem_mb = facts.workload_mem_mib
-        hv.num_vcpus = (hv.num_vcpus + facts.workload_cpus) % 2**32
-        hv.memory_size = (hv.memory_size + facts.workload_mem_mib) % 2**32
-        for name, fact in (("num_vcpus", "host.workload_cpus"), ("memory_size", "host.workload_mem_mib")):
-            cfg.sources[f"hypervisor.{name}"] = cfg.sources.get(f"hypervisor.{name}", ()) + (
-                "runtime.static_sandbox_resource_mgmt",
-                fact,
-            )
-
-    if hv.kernel_path == "":
-        raise ConfigError(f"{where}.kernel", "missing kernel path", source)
-    if hv.confidential_guest and hv.hypervisor_machine_type == "s390-ccw-virtio":
-        if hv.image_path or hv.initrd_path:
-            raise ConfigError(
-                f"{where}.image", "neither image nor initrd may be set for Secure Execution", source
-            )
-    elif hv.image_path == "" and hv.initrd_path == "":
-        raise ConfigError(f"{where}.image", "missing image and initrd path", source)
-    elif hv.image_path != "" and hv.initrd_path != "":
-        raise ConfigError(f"{where}.initrd", "image and initrd path cannot be both set", source)
-    if hv.boot_to_be_template and hv.boot_from_template:
-        raise ConfigError("factory.enable_template", "cannot set both 'to be' and 'from' VM template", source)
-    if (hv.boot_to_be_template or hv.boot_from_template) and hv.memory_path == "":
-        raise ConfigError("factory.template_path", "missing MemoryPath for VM template", source)
-    if hv.boot_from_template and hv.devices_state_path == "":
-        raise ConfigError(
-            "factory.template_path", "missing DevicesStatePath to load from VM template", source
-        )
-
-    hv.num_vcpus = hv.num_vcpus or d.DEFAULT_VCPU_COUNT
-    hv.memory_size = hv.memory_size or d.DEFAULT_MEM_SIZE_MIB
-    hv.default_bridges = hv.default_bridges or d.DEFAULT_BRIDGES
-    if hv.block_device_driver == "":
-        hv.block_device_driver = d.DEFAULT_BLOCK_DEVICE_DRIVER
-    elif hv.block_device_driver == "virtio-blk" and hv.hypervisor_machine_type == "s390-ccw-virtio":
-        hv.block_device_driver = "virtio-blk-ccw"
-    max_vcpus = max_vcpus_for_arch(facts.arch)
-    if hv.default_max_vcpus == 0 or hv.default_max_vcpus > max_vcpus:
-        hv.default_max_vcpus = max_vcpus
-    if hv.confidential_guest and hv.num_vcpus != hv.default_max_vcpus:
-        hv.default_max_vcpus = hv.num_vcpus
-        cfg.sources["hypervisor.default_max_vcpus"] = cfg.sources.get("hypervisor.default_max_vcpus", ()) + (
-            f"{where}.confidential_guest",
-            f"{where}.default_vcpus",
-        )
-    if hv.msize9p == 0 and hv.shared_fs != "virtio-fs":
-        hv.msize9p = d.DEFAULT_MSIZE_9P
-
-
 def load_kata_config(doc: dict[str, Any], facts: HostFacts, source: str = "") -> KataConfig:
     """The configuration exactly as the hypervisor's ``CreateVM`` receives it, or the ConfigError Kata raises
     up to and including ``CreateVM``'s own checks (launch-time failures are left to the generators)."""
-    from katatest.kata.validate import check_create_vm
-
     cfg = load_configuration(doc, facts, source)
     prepare_sandbox(cfg, facts, source)
     check_create_vm(cfg, facts, source)

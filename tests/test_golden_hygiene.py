@@ -1,0 +1,31 @@
+"""Unused-golden checks (libvirt style): every data file is consumed by a test, every golden has an owner."""
+
+from __future__ import annotations
+
+from katatest.vectors import EXPECTATION_SUFFIXES, discover
+from tests.conformance_files import DATA, GOLDEN
+
+CONSUMED_SUFFIXES = (".toml", ".flags", *EXPECTATION_SUFFIXES)
+
+
+def test_every_vector_file_belongs_to_a_vector():
+    unused = []
+    for suite_dir in sorted(p for p in DATA.iterdir() if p.is_dir()):
+        vectors = discover(DATA, suite_dir.name)
+        owned = {f for v in vectors for f in v.files() if f.name[len(v.name):] in CONSUMED_SUFFIXES}
+        for path in suite_dir.rglob("*"):
+            if path.is_file() and path.name != "README.md" and path not in owned:
+                unused.append(str(path.relative_to(DATA)))
+    assert not unused, f"data files no test reads: {unused}"
+
+
+def test_every_vector_has_an_expectation():
+    missing = [v.id for suite in ("kata-3.0.0", "kata-3.0.0-clh", "kata-3.0.0-fc") for v in discover(DATA, suite)
+               if not (v.file(".argv").exists() or v.file(".err").exists())]
+    assert not missing
+
+
+def test_no_stale_explain_goldens():
+    names = {v.name for v in discover(DATA, "kata-3.0.0") if v.kind == "named" and not v.rejected}
+    stale = [p.name for p in (GOLDEN / "explain").glob("*.txt") if p.stem not in names]
+    assert not stale, f"goldens without a vector (delete them or regenerate): {stale}"
