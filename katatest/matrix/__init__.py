@@ -1,0 +1,1 @@
+"""The conformance matrix: cells, their configs, selection and sharding."""

@@ -1,0 +1,60 @@
+"""A cell's Kata configuration (base config + dimensions + overrides) and host facts."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from katatest.errors import ConfigError
+from katatest.hostfacts import HostFacts
+from katatest.matrix.model import Cell
+from katatest.tomlconf import load_toml
+
+BASE_DIR = Path(__file__).resolve().parent.parent / "data" / "base"
+KATA_INITRD = "/usr/share/kata-containers/kata-containers-initrd.img"
+
+
+def base_config_path(arch: str) -> Path:
+    """Kata 3.0.0's shipped configuration-qemu.toml for ``arch`` (comments removed)."""
+    return BASE_DIR / f"configuration-qemu-{arch}.toml"
+
+
+def _set_key(doc: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    table = doc
+    for part in parts[:-1]:
+        table = table.setdefault(part, {})
+        if not isinstance(table, dict):
+            raise ConfigError(dotted, "cannot set a key below a non-table value")
+    table[parts[-1]] = value
+
+
+def cell_document(cell: Cell, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The parsed TOML of the cell's configuration."""
+    doc = copy.deepcopy(base if base is not None else load_toml(base_config_path(cell.arch)))
+    qemu = doc.setdefault("hypervisor", {}).setdefault("qemu", {})
+    if cell.rootfs == "initrd":
+        qemu.pop("image", None)
+        qemu["initrd"] = qemu.get("initrd") or KATA_INITRD
+    else:
+        qemu.pop("initrd", None)
+        qemu.setdefault("image", "/usr/share/kata-containers/kata-containers.img")
+        qemu["disable_image_nvdimm"] = cell.rootfs == "image-blk"
+    qemu["shared_fs"] = cell.shared_fs
+    qemu["block_device_driver"] = cell.block_driver
+    if cell.protection != "none":
+        qemu["confidential_guest"] = True
+    for key, value in cell.settings:
+        _set_key(doc, key, value)
+    return doc
+
+
+def cell_facts(cell: Cell, host: HostFacts) -> HostFacts:
+    """The host facts a cell is rendered with: the real host's, with the cell's arch and TEE."""
+    changes: dict[str, Any] = {"arch": cell.arch}
+    if cell.protection != "none":
+        changes["guest_protection"] = cell.protection
+    if cell.arch != host.arch:
+        changes["nested"] = False
+    return host.with_overrides(**changes)

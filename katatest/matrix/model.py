@@ -1,0 +1,125 @@
+"""Loading the declarative matrix file and selecting cells (by matrix name, arch, -k, shard)."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from katatest.errors import ConfigError
+from katatest.tomlconf import Section, load_toml
+
+DEFAULT_MATRIX_FILE = Path(__file__).resolve().parent.parent / "data" / "matrix.toml"
+ROOTFS = ("image-nvdimm", "image-blk", "initrd")
+SHARED_FS = ("virtio-fs", "virtio-9p")
+BLOCK_DRIVERS = ("virtio-scsi", "virtio-blk")
+PROTECTIONS = ("none", "sev", "tdx")
+ARCHES = ("amd64", "arm64")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell of the matrix: a base config plus dimension values and raw key overrides."""
+
+    name: str
+    arch: str
+    rootfs: str
+    shared_fs: str
+    block_driver: str
+    protection: str = "none"
+    variant: str = ""
+    description: str = ""
+    settings: tuple[tuple[str, Any], ...] = ()
+    expect: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def dims(self) -> dict[str, str]:
+        return {"arch": self.arch, "protection": self.protection, "rootfs": self.rootfs,
+                "shared_fs": self.shared_fs, "block_driver": self.block_driver, "variant": self.variant}
+
+    def expectation(self, key: str, default: Any = None) -> Any:
+        return dict(self.expect).get(key, default)
+
+
+@dataclass
+class Matrix:
+    cells: dict[str, Cell]
+    matrices: dict[str, list[str]] = field(default_factory=dict)
+    source: str = ""
+
+    def named(self, name: str) -> list[Cell]:
+        """The cells a matrix name selects (patterns allowed, e.g. ``*``)."""
+        if name not in self.matrices:
+            raise ConfigError("matrices", f"no matrix named {name!r} (have: {', '.join(self.matrices)})",
+                              self.source)
+        selected: list[Cell] = []
+        for pattern in self.matrices[name]:
+            hits = [c for n, c in self.cells.items() if fnmatch.fnmatchcase(n, pattern)]
+            if not hits:
+                raise ConfigError(f"matrices.{name}", f"{pattern!r} names no cell", self.source)
+            selected += [c for c in hits if c not in selected]
+        return selected
+
+
+def _choice(section: Section, key: str, choices: tuple[str, ...], default: str | None = None) -> str:
+    value = section.str(key, default or "") if default is not None or section.has(key) else ""
+    if value not in choices:
+        raise ConfigError(section.key(key), f"must be one of {', '.join(choices)}, not {value!r}", section.source)
+    return value
+
+
+def parse_cell(name: str, section: Section) -> Cell:
+    settings = section.table.get("set", {})
+    expect = section.table.get("expect", {})
+    for key, table in (("set", settings), ("expect", expect)):
+        if not isinstance(table, dict):
+            raise ConfigError(section.key(key), "must be a table", section.source)
+    for key in settings:
+        if key.split(".")[0] not in ("hypervisor", "agent", "runtime", "factory"):
+            raise ConfigError(section.key(f"set.{key}"), "keys start with hypervisor./agent./runtime./factory.",
+                              section.source)
+    return Cell(
+        name=name,
+        arch=_choice(section, "arch", ARCHES),
+        rootfs=_choice(section, "rootfs", ROOTFS),
+        shared_fs=_choice(section, "shared_fs", SHARED_FS),
+        block_driver=_choice(section, "block_driver", BLOCK_DRIVERS),
+        protection=_choice(section, "protection", PROTECTIONS, "none"),
+        variant=section.str("variant"),
+        description=section.str("description"),
+        settings=tuple(settings.items()),
+        expect=tuple(expect.items()),
+    )
+
+
+def load_matrix(path: str | Path = DEFAULT_MATRIX_FILE) -> Matrix:
+    """Parse a matrix file; every problem is a ConfigError naming the key."""
+    doc = load_toml(path)
+    source = str(path)
+    cells_table = Section(doc.get("cell"), "cell", source)
+    cells = {name: parse_cell(name, cells_table.sub(name)) for name in cells_table.table}
+    matrices_table = Section(doc.get("matrices"), "matrices", source)
+    matrices = {name: matrices_table.strs(name) for name in matrices_table.table}
+    return Matrix(cells=cells, matrices=matrices, source=source)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``I/N`` (1-based) -> (I, N)."""
+    try:
+        index, total = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ConfigError("--shard", f"expected I/N, got {text!r}") from None
+    if not 1 <= index <= total:
+        raise ConfigError("--shard", f"need 1 <= I <= N, got {text!r}")
+    return index, total
+
+
+def select_cells(cells: list[Cell], arches: list[str] | None = None, shard: str | None = None) -> list[Cell]:
+    """Filter by architecture, then keep shard I of N (cells sorted by name, round-robin)."""
+    chosen = [c for c in cells if not arches or c.arch in arches]
+    if shard:
+        index, total = parse_shard(shard)
+        ordered = sorted(chosen, key=lambda c: c.name)
+        chosen = [c for position, c in enumerate(ordered) if position % total == index - 1]
+    return chosen
