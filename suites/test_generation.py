@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from katatest.conformance import check_vector
-from katatest.vectors import discover
+from katatest.vectors import discover, normalise
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "conformance"
 SUITES = ("kata-3.0.0", "kata-3.0.0-clh", "kata-3.0.0-fc")
@@ -18,3 +19,49 @@ VECTORS = [v for suite in SUITES for v in discover(DATA, suite)]
 def test_generation_matches_kata(vector):
     problems = check_vector(vector)
     assert not problems, "; ".join(problems)
+
+
+# --- matrix cells -------------------------------------------------------------------------------------------
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "cells"
+
+
+def test_cell_renders_like_its_golden(reference_render):
+    """The cell's argv (reference host) is what the reviewed golden says; KATATEST_REGEN=1 rewrites it."""
+    argv = normalise(reference_render.rendered.argv_values())
+    golden = GOLDEN / f"{reference_render.cell.name}.argv"
+    text = "\n".join(argv) + "\n"
+    if os.environ.get("KATATEST_REGEN", "") not in ("", "0"):
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text)
+    assert golden.exists(), f"no golden for this cell: KATATEST_REGEN=1 pytest {__file__}"
+    assert golden.read_text() == text, "argv changed: review, then KATATEST_REGEN=1 to accept"
+
+
+def test_cell_argv_is_well_formed(reference_render):
+    """Every argument has provenance; one -append; the cell's dimensions are visible in the argv."""
+    cell = reference_render.cell
+    args = reference_render.rendered.argv
+    values = [a.value for a in args]
+    assert all(a.sources for a in args)
+    assert values.count("-append") == 1
+    joined = " ".join(values)
+    if cell.rootfs == "initrd":
+        assert "-initrd" in values
+    elif cell.rootfs == "image-nvdimm" and cell.protection == "none":
+        assert "nvdimm,id=nv0,memdev=mem0" in joined
+    else:
+        assert "virtio-blk" in joined and "root=/dev/vda1" in joined
+    assert ("vhost-user-fs" in joined) == (cell.shared_fs == "virtio-fs")
+    assert ("virtio-9p" in joined) == (cell.shared_fs == "virtio-9p")
+    assert ("virtio-scsi" in joined) == (cell.block_driver == "virtio-scsi")
+    if cell.protection != "none":
+        assert f"{cell.protection}-guest" in joined
+
+
+def test_no_stale_cell_goldens():
+    from katatest.matrix.model import load_matrix
+
+    names = set(load_matrix().cells)
+    stale = [p.name for p in GOLDEN.glob("*.argv") if p.stem not in names]
+    assert not stale, f"goldens of cells that no longer exist: {stale}"

@@ -216,6 +216,16 @@ def relocation_overrides(argv: Sequence[str], runtime_dir: str, target: str) -> 
     return out
 
 
+def syslog_overrides(daemon_argv: Sequence[str], syslog_available: bool) -> list[Override]:
+    """Without /dev/log, virtiofsd ``--syslog`` dies: its seccomp filter SIGSYS-kills syslog()'s socket() retry."""
+    if syslog_available or "--syslog" not in daemon_argv:
+        return []
+    return [Override("drop-syslog", ("--syslog",), (),
+                     "no syslog socket (/dev/log) on this host: virtiofsd's seccomp sandbox kills it (SIGSYS) "
+                     "when syslog() retries socket(); without --syslog it logs to stderr (virtiofsd.log)",
+                     "daemon")]
+
+
 # --- runtime paths ----------------------------------------------------------------------------------
 
 def _chardev_path(argv: Sequence[str], chardev_id: str | None) -> str | None:
@@ -251,7 +261,7 @@ def run_paths(argv: Sequence[str], daemon_argv: Sequence[str] | None) -> RunPath
 
 def plan_launch(rendered_argv: Sequence[str], daemon_argv: Sequence[str] | None, *,
                 assets: dict | None, accel: AccelVerdict, vhost_vsock_available: bool,
-                extra: Sequence[Override] = ()) -> LaunchPlan:
+                extra: Sequence[Override] = (), syslog_available: bool | None = None) -> LaunchPlan:
     """The launch plan for a generated argv on this host; every difference is a recorded Override."""
     argv = list(rendered_argv)
     overrides: list[Override] = []
@@ -262,9 +272,11 @@ def plan_launch(rendered_argv: Sequence[str], daemon_argv: Sequence[str] | None,
         overrides += new
     daemon = list(daemon_argv) if daemon_argv is not None else None
     if daemon:
-        new = binary_overrides(daemon, target="daemon")
-        daemon = apply_all(daemon, new)
-        overrides += new
+        if syslog_available is None:
+            syslog_available = os.path.exists("/dev/log")
+        for new in (binary_overrides(daemon, target="daemon"), syslog_overrides(daemon, syslog_available)):
+            daemon = apply_all(daemon, new)
+            overrides += new
     argv, daemon = _apply_targeted(argv, daemon, extra)
     overrides += list(extra)
     return LaunchPlan(argv, daemon, overrides, run_paths(argv, daemon))

@@ -9,6 +9,7 @@ so without that device the guest just stays ``running``.
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
@@ -98,7 +99,7 @@ def write_probe_kernel(path: str | Path) -> Path:
     path = Path(path)
     data = probe_kernel_bytes()
     if not path.exists() or path.read_bytes() != data:
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(data)
         tmp.replace(path)
     return path

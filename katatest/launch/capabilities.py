@@ -1,0 +1,131 @@
+"""Does this QEMU binary have what a plan needs? Findings are ``QemuLacks(what, evidence)``.
+
+Two sources: the binary's own help (``-device vhost-user-fs-pci,help``, ``-object help``, ``-machine help``,
+``-accel help``, a boolean-prefix parse probe), cached per binary; and QEMU's stderr when it refused to start
+(``refusal_findings``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from katatest.launch.plan import option_values, props
+
+
+@dataclass(frozen=True)
+class QemuLacks:
+    """Something a plan needs that the QEMU binary does not have, with the evidence."""
+
+    what: str
+    evidence: str
+
+
+@dataclass(frozen=True)
+class QemuCaps:
+    """What one QEMU binary offers, as its help output says."""
+
+    binary: str
+    version: str
+    machines: frozenset[str]
+    objects: frozenset[str]
+    accels: frozenset[str]
+    vhost_user_fs_props: frozenset[str]
+    bool_prefix_error: str  # QEMU's complaint about ``-machine ...,noX`` ("" if accepted)
+
+
+def _run(argv: list[str]) -> str:
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"error: {exc}"
+    return proc.stdout + proc.stderr
+
+
+def _first_words(text: str, skip_first_line: bool = True) -> frozenset[str]:
+    lines = text.splitlines()[1:] if skip_first_line else text.splitlines()
+    return frozenset(line.split()[0] for line in lines if line.strip() and not line.startswith(" " * 4))
+
+
+@functools.cache
+def qemu_caps(binary: str) -> QemuCaps:
+    """Probe ``binary`` once per process."""
+    version = _run([binary, "-version"]).splitlines()
+    objects = frozenset(line.strip() for line in _run([binary, "-object", "help"]).splitlines()[1:] if line.strip())
+    fs_help = _run([binary, "-device", "vhost-user-fs-pci,help"])
+    fs_props = frozenset(m.group(1) for m in re.finditer(r"^\s+([\w-]+)=", fs_help, re.M))
+    bool_probe = _run([binary, "-machine", "none,nodump-guest-core", "-version"])
+    bool_error = next((line for line in bool_probe.splitlines() if "Expected '='" in line), "")
+    return QemuCaps(binary, version[0] if version else "unknown", _first_words(_run([binary, "-machine", "help"])),
+                    objects, frozenset(_first_words(_run([binary, "-accel", "help"]))), fs_props, bool_error)
+
+
+def _machine_bool_prefixes(machine: str) -> list[str]:
+    return [item for item in machine.split(",")[1:] if "=" not in item and item.startswith("no")]
+
+
+def plan_findings(argv: Sequence[str], caps: QemuCaps | None = None) -> list[QemuLacks]:
+    """What ``argv`` asks for that its QEMU binary lacks (no QEMU run needed beyond the cached help)."""
+    caps = caps or qemu_caps(argv[0])
+    out: list[QemuLacks] = []
+    for machine in option_values(argv, "-machine"):
+        mtype = props(machine).get("")
+        if mtype and mtype not in caps.machines:
+            out.append(QemuLacks(f"machine type {mtype}", f"not in `{caps.binary} -machine help`"))
+        accel = props(machine).get("accel")
+        if accel and accel not in caps.accels:
+            out.append(QemuLacks(f"accelerator {accel}", f"not in `{caps.binary} -accel help`"))
+        prefixes = _machine_bool_prefixes(machine)
+        if prefixes and caps.bool_prefix_error:
+            out.append(QemuLacks(f"boolean 'no' prefixes in -machine ({', '.join(prefixes)})",
+                                 caps.bool_prefix_error))
+    for obj in option_values(argv, "-object"):
+        otype = props(obj).get("")
+        if otype and otype not in caps.objects:
+            out.append(QemuLacks(f"object type {otype}", f"not in `{caps.binary} -object help` ({caps.version})"))
+    devices = option_values(argv, "-device")
+    has_viommu = any(d.startswith(("intel-iommu", "virtio-iommu", "amd-iommu")) for d in devices)
+    for dev in devices:
+        if not dev.startswith("vhost-user-fs"):
+            continue
+        p = props(dev)
+        if "cache-size" in p and "cache-size" not in caps.vhost_user_fs_props:
+            out.append(QemuLacks("vhost-user-fs-pci cache-size (virtio-fs DAX window)",
+                                 f"`{caps.binary} -device vhost-user-fs-pci,help` has no cache-size"))
+        if p.get("iommu_platform") in ("on", "true") and not has_viommu:
+            out.append(QemuLacks("a vIOMMU for iommu_platform=on on vhost-user-fs",
+                                 "the argv sets iommu_platform=on but adds no intel-iommu/virtio-iommu device"))
+    return out
+
+
+_REFUSALS = (
+    (re.compile(r"missing acpi-ged device"),
+     "nvdimm on arm64 virt without firmware (memory hotplug needs the ACPI GED device, which exists only "
+     "with firmware loaded)"),
+    (re.compile(r"Expected '=' after parameter"), "boolean 'no' option prefixes"),
+    (re.compile(r"requires KVM"), "KVM (for an option that has no TCG equivalent)"),
+    (re.compile(r"Property '[^']*\.([\w-]+)' not found"), "device property"),
+    (re.compile(r"invalid object type: (\S+)"), "object type"),
+)
+
+
+def refusal_findings(stderr: str) -> list[QemuLacks]:
+    """Findings from the stderr of a QEMU that refused to start."""
+    out = []
+    for line in stderr.splitlines():
+        for pattern, what in _REFUSALS:
+            m = pattern.search(line)
+            if m:
+                detail = f" {m.group(1)}" if m.groups() else ""
+                out.append(QemuLacks(what + detail, line.strip()))
+                break
+    return out
+
+
+def installed_qemus() -> list[str]:
+    """The QEMU system emulators katatest can use that exist on this host."""
+    return [p for p in ("/usr/bin/qemu-system-x86_64", "/usr/bin/qemu-system-aarch64") if os.access(p, os.X_OK)]

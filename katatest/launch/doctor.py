@@ -1,0 +1,54 @@
+"""``katatest doctor``: QEMU binaries and versions, KVM verdict and why, virtiofsd, capability findings."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from katatest.launch.capabilities import installed_qemus, plan_findings, qemu_caps
+from katatest.launch.kvm import accel_verdict
+from katatest.launch.plan import VIRTIOFSD_LOCATIONS, read_argv_file
+from katatest.launch.sweep import sweep
+from katatest.launch.vm import supervisor_mode
+
+_ARCH_OF = {"qemu-system-x86_64": "amd64", "qemu-system-aarch64": "arm64"}
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    qemus = installed_qemus()
+    if not qemus:
+        print("qemu: none of qemu-system-x86_64 / qemu-system-aarch64 is installed")
+    for binary in qemus:
+        caps = qemu_caps(binary)
+        arch = _ARCH_OF.get(os.path.basename(binary), "amd64")
+        verdict = accel_verdict(binary, arch, use_cache=not args.reprobe)
+        print(f"{binary}: {caps.version}")
+        print(f"  {arch} guests: accel={verdict.accel} ({verdict.reason})")
+        lacks = ["vhost-user-fs-pci cache-size (virtio-fs DAX window)"] if "cache-size" not in \
+            caps.vhost_user_fs_props else []
+        lacks += [f"object {o}" for o in ("tdx-guest", "sev-guest") if o not in caps.objects]
+        if caps.bool_prefix_error:
+            lacks.append("boolean 'no' prefixes in -machine (e.g. nosmm)")
+        for item in lacks:
+            print(f"  lacks: {item}")
+    daemon = next((p for p in VIRTIOFSD_LOCATIONS if os.access(p, os.X_OK)), None)
+    print(f"virtiofsd: {daemon or 'not installed'}")
+    print(f"/dev/vhost-vsock: {'present' if os.path.exists('/dev/vhost-vsock') else 'absent (vsock dropped)'}")
+    print(f"/dev/log: {'present' if os.path.exists('/dev/log') else 'absent (virtiofsd --syslog dropped)'}")
+    print(f"supervision: {supervisor_mode()}")
+    for path in args.argv_file or []:
+        findings = plan_findings(read_argv_file(path))
+        print(f"{path}: " + ("no findings" if not findings else ""))
+        for f in findings:
+            print(f"  lacks: {f.what} -- {f.evidence}")
+    if args.sweep:
+        print(f"sweep: {sweep().summary()}")
+    return 0
+
+
+def register_doctor(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("doctor", help="check QEMU, KVM, virtiofsd and QEMU capabilities on this host")
+    p.add_argument("--reprobe", action="store_true", help="probe KVM again instead of using the cached verdict")
+    p.add_argument("--argv-file", action="append", help="also check an argv file (one argument per line)")
+    p.add_argument("--sweep", action="store_true", help="kill/remove what dead katatest runs left behind")
+    p.set_defaults(handler=cmd_doctor)

@@ -1,0 +1,192 @@
+"""Per-VM supervisor: starts virtiofsd and QEMU as Kata does and makes sure neither outlives its owner.
+
+Run as ``python -m katatest.launch.supervisor SPEC.json``, normally as PID 1 of a fresh PID namespace
+(``unshare --pid --fork --kill-child``): the daemonized QEMU reparents to it, and when it exits the kernel
+kills everything left in the namespace. Without a namespace it makes itself a child subreaper instead.
+The owner holds the write end of a "lifeline" pipe; EOF on it (owner exited or was SIGKILLed) means kill
+everything and exit. Status goes to stdout as JSON lines: ``started`` (host pids) or ``failed``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from katatest.launch.proc import become_subreaper, host_pid, kill
+
+
+def _emit(**event: object) -> None:
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+def _fd_at(fd: int, target: int):
+    """A ``preexec_fn`` that puts ``fd`` at number ``target`` (dup2 clears close-on-exec)."""
+    def place() -> None:
+        os.dup2(fd, target)
+    return place
+
+
+def _high_dup(fd: int) -> int:
+    """A close-on-exec duplicate >= 10, so dup2 to a low number never collides with the source."""
+    import fcntl
+
+    return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+
+
+def start_virtiofsd(spec: dict) -> subprocess.Popen:
+    """Create the vhost-user listening socket ourselves and pass it as fd 3, as Kata's virtiofsd.go does."""
+    path = spec["vhost_fs_socket"]
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen()
+    fd = _high_dup(listener.fileno())
+    listener.close()
+    try:
+        with open(spec["daemon_log"], "ab") as log:
+            return subprocess.Popen(spec["daemon_argv"], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                    close_fds=False, preexec_fn=_fd_at(fd, 3))
+    finally:
+        os.close(fd)
+
+
+def start_qemu(spec: dict) -> int:
+    """Run QEMU's daemonizing parent to completion; its exit status, stderr in ``spec['qemu_stderr']``."""
+    extra_fd = None
+    if spec.get("vhost_vsock_fd") is not None:
+        extra_fd = _high_dup_path("/dev/vhost-vsock")
+    place = _fd_at(extra_fd, spec["vhost_vsock_fd"]) if extra_fd is not None else None
+    try:
+        with open(spec["qemu_stderr"], "wb") as err:
+            proc = subprocess.Popen(spec["qemu_argv"], stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                    close_fds=False, preexec_fn=place)
+            return proc.wait(timeout=spec.get("start_timeout", 60))
+    finally:
+        if extra_fd is not None:
+            os.close(extra_fd)
+
+
+def _high_dup_path(path: str) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        return _high_dup(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_pid(path: str | None, timeout: float = 5.0) -> int | None:
+    deadline = time.monotonic() + timeout
+    while path and time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError), open(path, encoding="utf-8") as fh:
+            return int(fh.read().strip())
+        time.sleep(0.05)
+    return None
+
+
+def _reap() -> list[int]:
+    gone = []
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return gone
+        if pid == 0:
+            return gone
+        gone.append(pid)
+
+
+def _terminate(pids: list[int], grace: float) -> None:
+    for pid in pids:
+        kill(pid, signal.SIGTERM if grace else signal.SIGKILL)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_exists(p) for p in pids):
+        _reap()
+        time.sleep(0.05)
+    for pid in pids:
+        kill(pid, signal.SIGKILL)
+    _reap()
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _host(pid: int | None) -> int | None:
+    """Our pid as the owner sees it (procfs is the host's, so readlink /proc/self gives the host pid)."""
+    if pid is None:
+        return None
+    if os.getpid() != 1:
+        return pid
+    return host_pid(pid, int(os.readlink("/proc/self")))
+
+
+def supervise(spec: dict, lifeline: int) -> int:
+    if os.getpid() != 1:
+        become_subreaper()
+    stop = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    daemon = None
+    if spec.get("daemon_argv"):
+        try:
+            daemon = start_virtiofsd(spec)
+        except OSError as exc:
+            _emit(event="failed", stage="virtiofsd", error=str(exc))
+            return 1
+    try:
+        rc = start_qemu(spec)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        _emit(event="failed", stage="qemu", error=str(exc))
+        _terminate([daemon.pid] if daemon else [], 1.0)
+        return 1
+    qemu = _read_pid(spec.get("pidfile")) if rc == 0 else None
+    if rc != 0 or qemu is None:
+        _emit(event="failed", stage="qemu", rc=rc, error="QEMU exited" if rc else "QEMU wrote no pidfile")
+        _terminate([daemon.pid] if daemon else [], 1.0)
+        return 1
+    _emit(event="started", qemu_pid=_host(qemu), virtiofsd_pid=_host(daemon.pid if daemon else None),
+          supervisor_pid=int(os.readlink("/proc/self")))
+    children = [qemu] + ([daemon.pid] if daemon else [])
+    grace = 2.0
+    while not stop:
+        ready, _, _ = select.select([lifeline], [], [], 0.2)
+        if ready and not os.read(lifeline, 4096):
+            grace = 0.0  # owner is gone: no courtesy, SIGKILL everything now
+            break
+        _reap()
+        if not _exists(qemu):
+            break  # QEMU quit: take virtiofsd down with it, as Kata's stopSandbox does
+    _terminate([p for p in children if _exists(p)], grace)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    with open(argv[1], encoding="utf-8") as fh:
+        spec = json.load(fh)
+    lifeline = int(spec["lifeline_fd"])
+    os.set_inheritable(lifeline, False)
+    return supervise(spec, lifeline)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,70 @@
+"""Find and remove what dead katatest owners left behind: marked QEMU/virtiofsd/supervisor processes and
+private runtime dirs. Only leftovers whose owner process is gone are touched (others may be running VMs)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from katatest.launch.proc import ProcInfo, alive, kill, processes, token_alive
+from katatest.launch.vm import MARKER_ENV, OWNER_ENV, OWNER_FILE, RUNTIME_PARENT, RUNTIME_PREFIX
+
+
+@dataclass
+class SweepReport:
+    killed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.killed or self.removed)
+
+    def summary(self) -> str:
+        if not self:
+            return "nothing left behind"
+        return "; ".join([f"killed {p}" for p in self.killed] + [f"removed {d}" for d in self.removed])
+
+
+def katatest_processes(include_live_owners: bool = True) -> list[ProcInfo]:
+    """Processes started by a katatest VirtualMachine (they carry the marker in their environment)."""
+    out = []
+    for proc in processes():
+        if proc.pid == os.getpid() or MARKER_ENV not in proc.environ:
+            continue
+        if include_live_owners or not token_alive(proc.environ.get(OWNER_ENV, "")):
+            out.append(proc)
+    return out
+
+
+def leftover_runtime_dirs(include_live_owners: bool = False) -> list[Path]:
+    out = []
+    for path in Path(RUNTIME_PARENT).glob(f"{RUNTIME_PREFIX}*"):
+        owner = path / OWNER_FILE
+        if path.is_dir() and owner.is_file():
+            try:
+                token = owner.read_text().strip()
+            except OSError:
+                continue
+            if include_live_owners or not token_alive(token):
+                out.append(path)
+    return out
+
+
+def sweep(include_live_owners: bool = False) -> SweepReport:
+    """Kill orphaned katatest processes and remove orphaned runtime dirs; say what was done."""
+    report = SweepReport()
+    victims = katatest_processes(include_live_owners)
+    for proc in victims:
+        kill(proc.pid, signal.SIGKILL)
+        report.killed.append(f"{proc.pid} {' '.join(proc.cmdline[:1])}")
+    deadline = time.monotonic() + 5
+    while victims and time.monotonic() < deadline:
+        victims = [p for p in victims if alive(p.pid)]
+        time.sleep(0.05)
+    for path in leftover_runtime_dirs(include_live_owners):
+        shutil.rmtree(path, ignore_errors=True)
+        report.removed.append(str(path))
+    return report
