@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from katatest.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Arg:
@@ -25,3 +27,13 @@ def values(args: list[Arg]) -> list[str]:
 def option(flag: str, value: str, *sources: str) -> list[Arg]:
     """A ``-flag value`` pair, both sides sharing the same sources."""
     return [Arg(flag, tuple(sources)), Arg(value, tuple(sources))]
+
+
+def check_exec_safe(args: list[Arg], source: str = "") -> None:
+    """Reject an argv ``execve`` cannot take (Go's exec fails with EINVAL on a NUL byte)."""
+    for index, arg in enumerate(args):
+        if "\0" in arg.value:
+            keys = [s for s in arg.sources if not s.startswith(("host.", "kata."))] or list(arg.sources)
+            where = f" (from {', '.join(keys)})" if len(keys) > 1 else ""
+            raise ConfigError(keys[0] if keys else "", f"argument {index} contains a NUL character: the process "
+                              f"could not be started (exec: invalid argument){where}", source)

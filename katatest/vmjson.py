@@ -1,5 +1,5 @@
-"""VM configuration JSON with provenance: build a tree of sourced leaves, flatten it to plain JSON plus a
-JSON-pointer -> sources map, and compare two JSON documents by their first differing pointer."""
+"""VM configuration JSON with provenance: build a tree of sourced leaves, then flatten it to plain JSON plus
+a JSON-pointer -> sources map (``Rendered.vmconfig`` / ``Rendered.vmconfig_sources``)."""
 
 from __future__ import annotations
 
@@ -47,29 +47,3 @@ def flatten(tree: Any, prefix: str = "") -> tuple[Any, dict[str, Sources]]:
 
     return walk(tree, prefix), sources
 
-
-def json_difference(expected: Any, actual: Any, pointer: str = "") -> str:
-    """The first JSON pointer where two parsed documents differ, described; '' when equal."""
-    where = pointer or "/"
-    if isinstance(expected, dict) and isinstance(actual, dict):
-        for key in sorted(set(expected) | set(actual)):
-            sub = f"{pointer}/{pointer_token(key)}"
-            if key not in actual:
-                return f"{sub}: missing (expected {expected[key]!r})"
-            if key not in expected:
-                return f"{sub}: unexpected {actual[key]!r}"
-            found = json_difference(expected[key], actual[key], sub)
-            if found:
-                return found
-        return ""
-    if isinstance(expected, list) and isinstance(actual, list):
-        for index, (want, got) in enumerate(zip(expected, actual)):
-            found = json_difference(want, got, f"{pointer}/{index}")
-            if found:
-                return found
-        if len(expected) != len(actual):
-            return f"{where}: expected {len(expected)} items, got {len(actual)}"
-        return ""
-    if type(expected) is not type(actual) or expected != actual:
-        return f"{where}: expected {expected!r}, got {actual!r}"
-    return ""

@@ -10,8 +10,10 @@ from katatest.qemu.paths import sandbox_paths
 VIRTIOFSD_SOCKET_FD = 3  # the listening socket is the first of cmd.ExtraFiles
 
 
-def daemon_argv(cfg: KataConfig, facts: HostFacts) -> list[Arg] | None:
-    """virtiofsd's or nydusd's argv, or None when the config shares with virtio-9p."""
+def daemon_argv(cfg: KataConfig, facts: HostFacts, nydusd_socket: str = "vhost-fs.sock") -> list[Arg] | None:
+    """virtiofsd's or nydusd's argv, or None when the config shares with virtio-9p.
+
+    ``nydusd_socket`` names nydusd's vhost-user socket in the VM dir (clh uses ``virtiofsd.sock``)."""
     hv = cfg.hypervisor
     src = cfg.sources
     daemon_src = tuple(src.get("hypervisor.virtio_fs_daemon", ("hypervisor.qemu.virtio_fs_daemon",)))
@@ -23,7 +25,7 @@ def daemon_argv(cfg: KataConfig, facts: HostFacts) -> list[Arg] | None:
         args = [Arg(hv.virtio_fs_daemon, daemon_src),
                 Arg("--log-level", debug_src), Arg("debug" if hv.debug else "info", debug_src),
                 Arg("--apisock", path_src), Arg(paths.socket("nydusd-api.sock"), path_src),
-                Arg("--sock", path_src), Arg(paths.socket("vhost-fs.sock"), path_src)]
+                Arg("--sock", path_src), Arg(paths.socket(nydusd_socket), path_src)]
     elif hv.shared_fs == "virtio-fs":
         cache_src = tuple(src.get("hypervisor.virtio_fs_cache", ("hypervisor.qemu.virtio_fs_cache",)))
         fixed = ("kata.fixed",)

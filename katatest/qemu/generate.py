@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from katatest.argv import check_exec_safe
 from katatest.hostfacts import HostFacts
 from katatest.kata.loader import load_kata_config
 from katatest.qemu.argv import render_argv
@@ -16,4 +17,7 @@ def render_qemu(doc: dict[str, Any], facts: HostFacts, source: str = "") -> Rend
     """Render what Kata 3.0.0 launches for a QEMU sandbox: QEMU argv and shared-fs daemon argv."""
     cfg = load_kata_config(doc, facts, source)
     model = build_qemu_config(cfg, facts)
-    return Rendered(hypervisor="qemu", argv=render_argv(model), daemon=daemon_argv(cfg, facts))
+    argv, daemon = render_argv(model), daemon_argv(cfg, facts)
+    check_exec_safe(argv, source)
+    check_exec_safe(daemon or [], source)
+    return Rendered(hypervisor="qemu", argv=argv, daemon=daemon)
