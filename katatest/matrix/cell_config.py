@@ -15,9 +15,15 @@ BASE_DIR = Path(__file__).resolve().parent.parent / "data" / "base"
 KATA_INITRD = "/usr/share/kata-containers/kata-containers-initrd.img"
 
 
-def base_config_path(arch: str) -> Path:
-    """Kata 3.0.0's shipped configuration-qemu.toml for ``arch`` (comments removed)."""
-    return BASE_DIR / f"configuration-qemu-{arch}.toml"
+SECTION = {"qemu": "qemu", "clh": "clh", "fc": "firecracker"}
+
+
+def base_config_path(arch: str, hypervisor: str = "qemu") -> Path:
+    """Kata 3.0.0's shipped configuration-<hypervisor>.toml for ``arch`` (comments removed)."""
+    path = BASE_DIR / f"configuration-{hypervisor}-{arch}.toml"
+    if not path.exists():
+        raise ConfigError("arch", f"no shipped {hypervisor} configuration for {arch} in katatest")
+    return path
 
 
 def _set_key(doc: dict[str, Any], dotted: str, value: Any) -> None:
@@ -32,8 +38,8 @@ def _set_key(doc: dict[str, Any], dotted: str, value: Any) -> None:
 
 def cell_document(cell: Cell, base: dict[str, Any] | None = None) -> dict[str, Any]:
     """The parsed TOML of the cell's configuration."""
-    doc = copy.deepcopy(base if base is not None else load_toml(base_config_path(cell.arch)))
-    qemu = doc.setdefault("hypervisor", {}).setdefault("qemu", {})
+    doc = copy.deepcopy(base if base is not None else load_toml(base_config_path(cell.arch, cell.hypervisor)))
+    qemu = doc.setdefault("hypervisor", {}).setdefault(SECTION[cell.hypervisor], {})
     if cell.rootfs == "initrd":
         qemu.pop("image", None)
         qemu["initrd"] = qemu.get("initrd") or KATA_INITRD
@@ -41,7 +47,8 @@ def cell_document(cell: Cell, base: dict[str, Any] | None = None) -> dict[str, A
         qemu.pop("initrd", None)
         qemu.setdefault("image", "/usr/share/kata-containers/kata-containers.img")
         qemu["disable_image_nvdimm"] = cell.rootfs == "image-blk"
-    qemu["shared_fs"] = cell.shared_fs
+    if cell.shared_fs != "none":
+        qemu["shared_fs"] = cell.shared_fs
     qemu["block_device_driver"] = cell.block_driver
     if cell.protection != "none":
         qemu["confidential_guest"] = True

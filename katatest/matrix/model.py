@@ -12,8 +12,9 @@ from katatest.tomlconf import Section, load_toml
 
 DEFAULT_MATRIX_FILE = Path(__file__).resolve().parent.parent / "data" / "matrix.toml"
 ROOTFS = ("image-nvdimm", "image-blk", "initrd")
-SHARED_FS = ("virtio-fs", "virtio-9p")
-BLOCK_DRIVERS = ("virtio-scsi", "virtio-blk")
+SHARED_FS = ("virtio-fs", "virtio-9p", "none")
+BLOCK_DRIVERS = ("virtio-scsi", "virtio-blk", "virtio-mmio")
+HYPERVISORS = ("qemu", "clh", "fc")
 PROTECTIONS = ("none", "sev", "tdx")
 ARCHES = ("amd64", "arm64")
 
@@ -28,6 +29,7 @@ class Cell:
     shared_fs: str
     block_driver: str
     protection: str = "none"
+    hypervisor: str = "qemu"
     variant: str = ""
     description: str = ""
     settings: tuple[tuple[str, Any], ...] = ()
@@ -35,7 +37,7 @@ class Cell:
 
     @property
     def dims(self) -> dict[str, str]:
-        return {"arch": self.arch, "protection": self.protection, "rootfs": self.rootfs,
+        return {"hypervisor": self.hypervisor, "arch": self.arch, "protection": self.protection, "rootfs": self.rootfs,
                 "shared_fs": self.shared_fs, "block_driver": self.block_driver, "variant": self.variant}
 
     def expectation(self, key: str, default: Any = None) -> Any:
@@ -86,6 +88,7 @@ def parse_cell(name: str, section: Section) -> Cell:
         shared_fs=_choice(section, "shared_fs", SHARED_FS),
         block_driver=_choice(section, "block_driver", BLOCK_DRIVERS),
         protection=_choice(section, "protection", PROTECTIONS, "none"),
+        hypervisor=_choice(section, "hypervisor", HYPERVISORS, "qemu"),
         variant=section.str("variant"),
         description=section.str("description"),
         settings=tuple(settings.items()),
