@@ -106,6 +106,22 @@ class VirtualMachine:
         assert self.artifacts_dir is not None, "start() first"
         return self.artifacts_dir / "virtiofsd.log"
 
+    def is_alive(self) -> bool:
+        """Whether QEMU is still running (used by the guest channel to fail fast when it dies)."""
+        if not self.qemu_pid:
+            return self._proc is not None and self._proc.poll() is None
+        try:
+            os.kill(self.qemu_pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        stat = Path(f"/proc/{self.qemu_pid}/stat")
+        try:
+            return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, IndexError):
+            return False
+
     # -- lifecycle -----------------------------------------------------------------------------------
     def __enter__(self) -> VirtualMachine:
         return self.start()

@@ -1,0 +1,163 @@
+"""devices: every generated -device/-object has its evidence in the guest, and no unexpected device exists."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from katatest.checks import (
+    MACHINE_PCI_DEVICES,
+    has_virtio_modern_capability,
+    options,
+    pci_devices_from_argv,
+    props,
+)
+
+PCI_LIST = ("for d in /sys/bus/pci/devices/*; do echo \"${d##*/} $(cat $d/vendor) $(cat $d/device)\"; done")
+
+
+@pytest.fixture(scope="session")
+def guest_pci(guest) -> dict[str, str]:
+    """BDF -> vendor:device of every PCI function the guest sees."""
+    out = {}
+    for line in guest.host.check_output(PCI_LIST).splitlines():
+        bdf, vendor, device = line.split()
+        out[bdf] = f"{vendor[2:]}:{device[2:]}"
+    return out
+
+
+def _machine(guest) -> str:
+    return props(options(guest.plan.argv, "-machine")[0])[""]
+
+
+def test_every_pci_device_is_accounted_for(guest, guest_pci):
+    """The guest's PCI functions are exactly the machine's built-ins plus the launched argv's devices."""
+    remaining = Counter(guest_pci.values())
+    for vendor, device in MACHINE_PCI_DEVICES[_machine(guest)]:
+        assert remaining[f"{vendor}:{device}"] > 0, f"machine built-in {vendor}:{device} missing"
+        remaining[f"{vendor}:{device}"] -= 1
+    missing = []
+    for driver, ids in pci_devices_from_argv(guest.plan.argv):
+        hit = next((i for i in ids if remaining[i] > 0), None)
+        if hit is None:
+            missing.append(f"{driver} ({'/'.join(ids)})")
+        else:
+            remaining[hit] -= 1
+    unexpected = sorted(+remaining)
+    assert not missing, f"generated devices without a PCI function in the guest: {missing}"
+    assert not unexpected, f"guest PCI functions nobody asked for: {unexpected}"
+
+
+def test_guest_pci_matches_qmp_query_pci(guest, guest_pci):
+    seen = Counter()
+    for bus in guest.vm.qmp.execute("query-pci"):
+        stack = list(bus["devices"])
+        while stack:
+            dev = stack.pop()
+            seen[f"{dev['id']['vendor']:04x}:{dev['id']['device']:04x}"] += 1
+            stack += (dev.get("pci_bridge") or {}).get("bus", {}).get("devices", [])
+    assert seen == Counter(guest_pci.values())
+
+
+def test_transitional_or_modern_as_disable_modern_says(guest, guest_pci):
+    """disable-modern=true (nested host) devices expose no virtio 1.0 capability; =false ones do."""
+    checked = 0
+    for value in options(guest.plan.argv, "-device"):
+        fields = props(value)
+        if "disable-modern" not in fields or not fields[""].endswith("-pci"):
+            continue
+        family = {"virtio-serial-pci": ("1003", "1043"), "virtio-scsi-pci": ("1004", "1048"),
+                  "virtio-blk-pci": ("1001", "1042"), "virtio-9p-pci": ("1009", "1049")}.get(fields[""])
+        if family is None:
+            continue
+        bdfs = [b for b, ident in guest_pci.items() if ident.split(":")[1] in family]
+        assert bdfs, f"{fields['']} not found"
+        config = guest.host.run(f"cat /sys/bus/pci/devices/{bdfs[0]}/config").stdout_bytes
+        assert has_virtio_modern_capability(config) == (fields["disable-modern"] == "false"), value
+        checked += 1
+    if checked == 0:
+        pytest.skip("no device with disable-modern in this cell (e.g. microvm's virtio-mmio)")
+
+
+def test_pci_bridges_and_root_ports(guest, guest_pci):
+    argv = guest.plan.argv
+    bridges = [props(d) for d in options(argv, "-device") if d.startswith("pci-bridge")]
+    ports = [props(d) for d in options(argv, "-device") if d.startswith("pcie-root-port")]
+    assert list(guest_pci.values()).count("1b36:0001") == len(bridges)
+    assert list(guest_pci.values()).count("1b36:000c") == len(ports)
+    for bridge in bridges:
+        slot = int(bridge["addr"], 16)
+        assert f"0000:00:{slot:02x}.0" in guest_pci, f"{bridge['id']} not at addr {bridge['addr']}"
+        assert guest_pci[f"0000:00:{slot:02x}.0"] == "1b36:0001"
+
+
+def test_nvdimm_region_and_pmem(guest):
+    nvdimms = [props(o) for o in options(guest.plan.argv, "-object") if o.startswith("memory-backend-file,id=mem0")]
+    if not nvdimms:
+        assert not guest.host.file("/dev/pmem0").exists
+        pytest.skip("no nvdimm in this cell")
+    assert guest.host.file("/dev/pmem0").is_block_device
+    size = int(guest.host.check_output("cat /sys/bus/nd/devices/region0/size"))
+    assert size == int(nvdimms[0]["size"])
+
+
+def test_virtio_rng_is_the_current_hwrng(guest):
+    assert any(o.startswith("rng-random") for o in options(guest.plan.argv, "-object"))
+    current = guest.host.check_output("cat /sys/class/misc/hw_random/rng_current")
+    assert current.startswith("virtio_rng")
+
+
+def test_console_device(guest):
+    legacy = bool(options(guest.plan.argv, "-serial"))
+    if legacy:
+        assert guest.channel.console in ("ttyS0", "ttyAMA0")
+    else:
+        assert guest.channel.console == "hvc0"
+        assert guest.host.file("/dev/hvc0").is_character_device
+        ports = guest.host.check_output("ls /sys/class/virtio-ports 2>/dev/null | wc -l")
+        assert int(ports) >= 1, "virtconsole registers a virtio port"
+
+
+def test_scsi_host(guest):
+    scsi = [d for d in options(guest.plan.argv, "-device") if d.startswith("virtio-scsi")]
+    names = guest.host.run("cat /sys/class/scsi_host/*/proc_name 2>/dev/null").stdout.split()
+    assert ("virtio_scsi" in names) == bool(scsi)
+
+
+def test_pvpanic(guest):
+    wanted = "pvpanic" in options(guest.plan.argv, "-device")
+    present = guest.host.file("/sys/bus/acpi/devices/QEMU0001:00").exists
+    assert present == wanted
+    assert ("-no-shutdown" in guest.plan.argv) == wanted
+
+
+def test_viommu(guest):
+    wanted = any(d.startswith("intel-iommu") for d in options(guest.plan.argv, "-device"))
+    dmar = guest.host.file("/sys/firmware/acpi/tables/DMAR").exists
+    units = guest.host.run("ls /sys/class/iommu 2>/dev/null").stdout.split()
+    assert dmar == wanted
+    assert bool(units) == wanted
+
+
+def test_vsock(guest):
+    wanted = any(d.startswith("vhost-vsock") for d in options(guest.plan.argv, "-device"))
+    generated = any(d.startswith("vhost-vsock") for d in options(guest.generated_argv, "-device"))
+    if generated and not wanted:
+        pytest.skip("vhost-vsock dropped by a launch override (no /dev/vhost-vsock on this host)")
+    assert guest.host.file("/dev/vsock").exists == wanted
+
+
+def test_memory_backends_match_qmp_query_memdev(guest):
+    memdevs = {m["id"]: m for m in guest.vm.qmp.execute("query-memdev")}
+    for value in options(guest.plan.argv, "-object"):
+        fields = props(value)
+        if not fields[""].startswith("memory-backend"):
+            continue
+        memdev = memdevs.get(fields["id"])
+        assert memdev is not None, f"{fields['id']} missing from query-memdev"
+        size = fields["size"]
+        expected = int(size[:-1]) * 1024 * 1024 if size.endswith("M") else int(size)
+        assert memdev["size"] == expected
+        assert memdev["share"] == (fields.get("share") == "on")
+        assert memdev["prealloc"] == (fields.get("prealloc") == "on")

@@ -1,0 +1,34 @@
+"""rootfs: the guest's root is what the config says (pmem0p1 with dax, vda1, or the initrd)."""
+
+from __future__ import annotations
+
+from katatest.checks import expected_root, mount_at, parse_mounts
+
+
+def _root_mount(guest):
+    return mount_at(parse_mounts(guest.host.file("/proc/mounts").content_string), "/")
+
+
+def test_root_device_and_options(guest, cell):
+    append = guest.generated_option("-append")[0]
+    root = _root_mount(guest)
+    assert root is not None, "no / in /proc/mounts"
+    if cell.rootfs == "initrd":
+        assert "root=" not in append
+        assert root.fstype in ("rootfs", "ramfs", "tmpfs"), root
+        assert guest.generated_option("-initrd"), "an initrd cell boots with -initrd"
+        return
+    want = expected_root(append)
+    assert root.source == want["device"]
+    assert root.fstype == want["fstype"]
+    assert ("ro" in root.options) == want["read_only"]
+    has_dax = any(opt == "dax" or opt.startswith("dax=") for opt in root.options)
+    assert has_dax == want["dax"], f"rootflags asked dax={want['dax']}, mounted {root.options}"
+
+
+def test_root_block_device_exists(guest, cell):
+    if cell.rootfs == "initrd":
+        assert not guest.host.file("/dev/pmem0").exists and not guest.host.file("/dev/vda").exists
+        return
+    device = expected_root(guest.generated_option("-append")[0])["device"]
+    assert guest.host.file(str(device)).is_block_device

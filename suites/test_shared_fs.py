@@ -1,0 +1,100 @@
+"""shared fs: the kataShared volume is mounted where Kata's agent mounts it, and files round-trip."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from katatest.checks import SHARED_MOUNT_POINT, mount_at, options, parse_mounts, props
+
+
+@pytest.fixture(scope="session")
+def shared(guest, cell):
+    """(host dir, guest dir) of the shared volume, or skip when the cell shares nothing."""
+    if cell.shared_fs == "none":
+        pytest.skip("the cell shares no filesystem")
+    host_dir = Path(guest.plan.paths.shared_dir)
+    assert host_dir.is_dir(), f"Kata's shared dir {host_dir} does not exist on the host"
+    return host_dir, SHARED_MOUNT_POINT
+
+
+def _mount(guest):
+    return mount_at(parse_mounts(guest.host.file("/proc/mounts").content_string), SHARED_MOUNT_POINT)
+
+
+def test_kata_shared_is_mounted_with_the_configured_fs(guest, cell, shared):
+    mount = _mount(guest)
+    errors = guest.host.run("cat /run/katatest/mount-errors 2>/dev/null").stdout
+    assert mount is not None, f"nothing mounted at {SHARED_MOUNT_POINT}; mount errors: {errors}"
+    assert mount.source == "kataShared"
+    assert mount.fstype == {"virtio-fs": "virtiofs", "virtio-9p": "9p"}[cell.shared_fs]
+
+
+def test_device_tag_matches(guest, cell, shared):
+    argv = guest.generated_argv
+    if cell.shared_fs == "virtio-fs":
+        devices = [props(d) for d in options(argv, "-device") if d.startswith("vhost-user-fs")]
+        assert [d["tag"] for d in devices] == ["kataShared"]
+    else:
+        devices = [props(d) for d in options(argv, "-device") if d.startswith("virtio-9p")]
+        assert [d["mount_tag"] for d in devices] == ["kataShared"]
+
+
+def test_9p_msize_is_the_configured_one(guest, cell, shared):
+    if cell.shared_fs != "virtio-9p":
+        pytest.skip("virtio-fs cell: msize applies to 9p only")
+    mount = _mount(guest)
+    msize = [o.split("=", 1)[1] for o in mount.options if o.startswith("msize=")]
+    assert msize == [str(guest.msize9p)]
+
+
+def test_virtiofsd_cache_mode_is_the_configured_one(guest, cell, shared):
+    if cell.shared_fs != "virtio-fs":
+        pytest.skip("virtio-9p cell: no virtiofsd")
+    daemon = guest.plan.daemon_argv or []
+    configured = guest.rendered.daemon_values() or []
+    assert [a for a in daemon if a.startswith("cache=")] == [a for a in configured if a.startswith("cache=")]
+    assert guest.vm.virtiofsd_pid and os.path.exists(f"/proc/{guest.vm.virtiofsd_pid}")
+
+
+def test_host_to_guest_round_trip(guest, shared):
+    host_dir, guest_dir = shared
+    payload = os.urandom(4096) + b"host->guest\n"
+    (host_dir / "from-host.bin").write_bytes(payload)
+    (host_dir / "from-host.bin").chmod(0o640)
+    result = guest.host.run(f"cat {guest_dir}/from-host.bin")
+    assert result.rc == 0 and result.stdout_bytes == payload
+    mode = guest.host.file(f"{guest_dir}/from-host.bin").mode
+    assert mode == 0o640
+
+
+def test_guest_to_host_round_trip(guest, shared):
+    host_dir, guest_dir = shared
+    guest.host.run_test(f"printf 'guest->host %s' $$ > {guest_dir}/from-guest.txt && chmod 600 "
+                        f"{guest_dir}/from-guest.txt")
+    written = host_dir / "from-guest.txt"
+    assert written.read_text().startswith("guest->host ")
+    assert written.stat().st_mode & 0o777 == 0o600
+
+
+def test_large_file(guest, shared):
+    host_dir, guest_dir = shared
+    data = os.urandom(16 * 1024 * 1024)
+    (host_dir / "large.bin").write_bytes(data)
+    out = guest.host.check_output(f"sha256sum {guest_dir}/large.bin")
+    assert out.split()[0] == hashlib.sha256(data).hexdigest()
+
+
+def test_many_files(guest, shared):
+    host_dir, guest_dir = shared
+    many = host_dir / "many"
+    many.mkdir(exist_ok=True)
+    for index in range(300):
+        (many / f"f{index:03d}").write_text(str(index))
+    listing = guest.host.check_output(f"ls {guest_dir}/many | wc -l")
+    assert int(listing) == 300
+    total = guest.host.check_output(f"cat {guest_dir}/many/* | wc -c")
+    assert int(total) == sum(len(str(i)) for i in range(300))
