@@ -12,3 +12,12 @@ from katatest.launch.doctor import register_doctor  # noqa: E402 - after REGISTR
 REGISTRARS.append(register_doctor)
 
 from katatest.assets.cli import register_assets  # noqa: E402,F401 - appends itself to REGISTRARS
+from katatest.report.cli import register_report  # noqa: E402,F401 - appends itself to REGISTRARS
+
+from katatest.cli_boot import register_boot  # noqa: E402
+
+REGISTRARS.append(register_boot)
+
+from katatest.cli_lint import register_lint  # noqa: E402
+
+REGISTRARS.append(register_lint)

@@ -71,3 +71,11 @@ def test_no_stale_cell_goldens():
     names = set(load_matrix().cells)
     stale = [p.name for p in GOLDEN.glob("*.argv") if p.stem not in names]
     assert not stale, f"goldens of cells that no longer exist: {stale}"
+
+
+def test_cell_lints_clean(reference_render):
+    """No config value of the cell is misparsed by QEMU (katatest lint)."""
+    from katatest.lint import lint
+
+    findings = lint(reference_render.document, reference_render.facts, reference_render.rendered)
+    assert not findings, "; ".join(map(str, findings))

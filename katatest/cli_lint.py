@@ -1,0 +1,28 @@
+"""``katatest lint CONFIG [render flags]``: exit 1 when an argument would be misparsed."""
+
+from __future__ import annotations
+
+import argparse
+
+from katatest.cli_facts import add_fact_flags, facts_from_args
+from katatest.lint import lint
+from katatest.render import render_doc
+from katatest.tomlconf import load_toml
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    doc = load_toml(args.config)
+    facts = facts_from_args(args)
+    findings = lint(doc, facts, render_doc(doc, facts, args.config))
+    for finding in findings:
+        print(f"{args.config}: {finding}")
+    if not findings:
+        print(f"{args.config}: ok")
+    return 1 if findings else 0
+
+
+def register_lint(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("lint", help="find arguments QEMU would parse differently from what the config meant")
+    p.add_argument("config", help="a Kata 3.0.0 configuration-*.toml")
+    add_fact_flags(p)
+    p.set_defaults(handler=cmd_lint)
