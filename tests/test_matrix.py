@@ -1,0 +1,73 @@
+"""The declarative matrix: loading, selection by name/arch/shard, cell configs, and clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from katatest.errors import ConfigError
+from katatest.kata.flags import parse_flags
+from katatest.matrix.cell_config import cell_document, cell_facts
+from katatest.matrix.model import load_matrix, parse_shard, select_cells
+from katatest.render import render_doc
+
+MATRIX = load_matrix()
+DEFAULT = MATRIX.named("default")
+
+
+def test_default_matrix_covers_the_required_cells():
+    dims = [c.dims for c in DEFAULT]
+    amd64_qemu = [d for d in dims if d["arch"] == "amd64" and d["hypervisor"] == "qemu" and d["protection"] == "none"]
+    assert {d["rootfs"] for d in amd64_qemu} == {"image-nvdimm", "image-blk", "initrd"}
+    assert {d["shared_fs"] for d in amd64_qemu} == {"virtio-fs", "virtio-9p"}
+    assert {d["block_driver"] for d in amd64_qemu} == {"virtio-scsi", "virtio-blk"}
+    assert {d["protection"] for d in dims} == {"none", "sev", "tdx"}
+    assert {c.name for c in DEFAULT} >= {"arm64-nvdimm-uefi", "arm64-initrd", "arm64-shipped-default",
+                                          "amd64-legacy-serial", "amd64-viommu", "clh-default", "fc-default"}
+
+
+def test_full_matrix_is_every_cell():
+    assert {c.name for c in MATRIX.named("full")} == set(MATRIX.cells)
+
+
+def test_shards_partition_the_cells_deterministically():
+    shards = [select_cells(DEFAULT, shard=f"{i}/3") for i in (1, 2, 3)]
+    names = [c.name for shard in shards for c in shard]
+    assert sorted(names) == sorted(c.name for c in DEFAULT)
+    assert select_cells(DEFAULT, shard="2/3") == shards[1]
+
+
+@pytest.mark.parametrize("text", ["0/3", "4/3", "a/b", "3"])
+def test_bad_shard_is_a_clear_error(text):
+    with pytest.raises(ConfigError, match="--shard"):
+        parse_shard(text)
+
+
+def test_arch_filter():
+    assert {c.arch for c in select_cells(DEFAULT, arches=["arm64"])} == {"arm64"}
+
+
+def test_unknown_matrix_and_bad_cell(tmp_path):
+    with pytest.raises(ConfigError, match="no matrix named"):
+        MATRIX.named("nightly")
+    bad = tmp_path / "m.toml"
+    bad.write_text('[matrices]\ndefault = ["x"]\n[cell.x]\narch = "sparc"\nrootfs = "initrd"\n'
+                   'shared_fs = "virtio-fs"\nblock_driver = "virtio-blk"\n')
+    with pytest.raises(ConfigError, match=r"cell\.x\.arch"):
+        load_matrix(bad)
+
+
+def test_every_cell_renders_or_is_a_documented_rejection():
+    facts = parse_flags("--host-cpus 8 --host-mem-mib 16384")[0]
+    for cell in MATRIX.cells.values():
+        rendered = render_doc(cell_document(cell), cell_facts(cell, facts))
+        assert rendered.argv
+
+
+def test_cell_dimensions_reach_the_config():
+    cell = MATRIX.cells["amd64-initrd-9p-blk"]
+    qemu = cell_document(cell)["hypervisor"]["qemu"]
+    assert "image" not in qemu and qemu["initrd"]
+    assert qemu["shared_fs"] == "virtio-9p" and qemu["block_device_driver"] == "virtio-blk"
+    sev = MATRIX.cells["amd64-sev"]
+    assert cell_document(sev)["hypervisor"]["qemu"]["confidential_guest"] is True
+    assert cell_facts(sev, parse_flags("")[0]).guest_protection == "sev"
