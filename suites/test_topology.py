@@ -61,6 +61,17 @@ def test_hotplug_cpu(guest, cell):
                  == before + 1), "the hotplugged vCPU never came online in the guest"
 
 
+def _hotplug_backend(argv: list[str], backend_id: str, size: int) -> dict:
+    """Kata's getMemArgs: a backend of the same kind as the guest RAM (file/share for virtio-fs, hugepages)."""
+    ram = next(props(o) for o in options(argv, "-object") if props(o).get("id") == "dimm1")
+    args = {"qom-type": ram[""], "id": backend_id, "size": size}
+    if ram[""] == "memory-backend-file":
+        args["mem-path"] = ram["mem-path"]
+    if ram.get("share") == "on":
+        args["share"] = True
+    return args
+
+
 def test_hotplug_memory_dimm(guest, cell):
     """Kata's hotplugAddMemory: a memory backend object plus a pc-dimm; the guest onlines the new blocks."""
     if cell.arch == "arm64" and "-bios" not in guest.plan.argv:
@@ -70,8 +81,7 @@ def test_hotplug_memory_dimm(guest, cell):
     def memtotal() -> int:
         return int(guest.host.check_output("grep MemTotal /proc/meminfo").split()[1]) // 1024
     before = memtotal()
-    guest.vm.qmp.execute("object-add", {"qom-type": "memory-backend-ram", "id": "mem-hp0",
-                                        "size": 256 * 1024 * 1024})
+    guest.vm.qmp.execute("object-add", _hotplug_backend(guest.plan.argv, "mem-hp0", 256 * 1024 * 1024))
     guest.vm.qmp.execute("device_add", {"driver": "pc-dimm", "id": "dimm-hp0", "memdev": "mem-hp0"})
     online = ("for m in /sys/devices/system/memory/memory*; do "
               "[ $(cat $m/state) = offline ] && echo online > $m/state; done; true")

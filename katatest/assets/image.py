@@ -34,6 +34,9 @@ DISK_LABEL_ID = "0x6b617461"  # fixed MBR disk identifier, for reproducible imag
 MIN_FS_SIZE = 16 * MiB
 
 
+MEM_BOUNDARY = 128 * 1024 * 1024
+
+
 def fletcher64(data: bytes) -> int:
     """The NVDIMM driver's Fletcher-64 over little-endian 32-bit words (``nd_fletcher64``)."""
     if len(data) % 4:
@@ -104,13 +107,16 @@ def _splice(dest, src: Path, offset: int) -> None:
 
 
 def build_image(entries: list[TreeEntry], dest: Path) -> int:
-    """Write the DAX-layout image to ``dest``; returns its size (a multiple of 2 MiB)."""
+    """Write the DAX-layout image to ``dest``; returns its size (a multiple of 128 MiB)."""
     with tempfile.TemporaryDirectory(prefix="katatest-image-") as tmp:
         part = Path(tmp) / "rootfs.ext4"
         fs_size = make_ext4(entries, part)
         # Kata: the partition spans 1 MiB .. disk end - 1 MiB (parted "1M" "-1M").
         inner_size = PARTITION_START + fs_size + (DAX_ALIGNMENT - PARTITION_START)
-        total = DAX_HEADER_SIZE + inner_size
+        # Kata's image_builder.sh aligns images to 128 MiB (mem_boundary_mb) so that memory hot-plugged
+        # after the nvdimm stays aligned to the guest's memory block size.
+        total = round_up(DAX_HEADER_SIZE + inner_size, MEM_BOUNDARY)
+        inner_size = total - DAX_HEADER_SIZE
         mbr1 = mbr_with_partition(total, DAX_HEADER_SIZE + PARTITION_START, fs_size)
         mbr2 = mbr_with_partition(inner_size, PARTITION_START, fs_size)
         with open(dest, "wb") as out:
