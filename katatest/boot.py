@@ -22,6 +22,7 @@ from katatest.guest import GuestChannel, guest_host
 from katatest.hostfacts import HostFacts
 from katatest.kata.loader import load_kata_config
 from katatest.launch.capabilities import QemuLacks, plan_findings
+from katatest.launch.errors import LaunchError
 from katatest.launch.kvm import AccelVerdict
 from katatest.launch.plan import LaunchPlan, plan_launch
 from katatest.launch.vm import VirtualMachine, make_runtime_dir
@@ -39,6 +40,10 @@ class CannotBoot(KatatestError):
         super().__init__(reason)
         self.reason = reason
         self.findings = findings or []
+
+
+class VmmMissing(CannotBoot):
+    """The config's QEMU binary (``hypervisor.qemu.path``) does not exist on this host."""
 
 
 @dataclass
@@ -88,7 +93,8 @@ def check_bootable(rendered: Rendered, host: HostFacts, target: HostFacts) -> No
         raise CannotBoot(f"no {target.guest_protection.upper()} hardware on this host "
                          f"({probe[target.guest_protection]} says no)")
     if not shutil.which(rendered.binary):
-        raise CannotBoot(f"{rendered.binary} not installed")
+        raise VmmMissing(f"{rendered.binary} not installed (hypervisor.qemu.path): install QEMU "
+                         "or point path at its binary")
 
 
 def _assets_dict(assets: GuestAssets | None) -> dict | None:
@@ -116,7 +122,12 @@ def boot_guest(document: dict[str, Any], facts: HostFacts, *, host: HostFacts, a
         plan = plan_launch(values(rendered.argv), rendered.daemon_values(), assets=_assets_dict(assets),
                            accel=accel, vhost_vsock_available=os.path.exists(VHOST_VSOCK))
         vm = VirtualMachine(plan, run_root, name=name, runtime_dir=runtime_dir, keep_artifacts=True)
-        vm.start()
+        try:
+            vm.start()
+        except LaunchError as err:
+            if os.geteuid() != 0 and "virtiofsd exited" in str(err):  # QEMU 7.2's C virtiofsd needs root
+                raise CannotBoot(f"virtiofsd cannot run as a non-root user here ({err})") from err
+            raise
         channel = GuestChannel(vm.console_socket, vm.console_log_path, timeout=ready_timeout,
                                is_alive=vm.is_alive)
         channel.connect()

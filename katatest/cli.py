@@ -7,6 +7,7 @@ import json
 import shlex
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from katatest.cli_facts import add_fact_flags, facts_from_args
 from katatest.errors import KatatestError
@@ -29,8 +30,15 @@ def _render_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -
     return p
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr (exit 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {' '.join(message.split())} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="katatest", description=__doc__)
+    parser = _Parser(prog="katatest", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     render = _render_parser(sub, "render", "print the argv Kata 3.0.0 would launch")
     render.add_argument("--format", choices=("lines", "shell", "json"), default="lines")

@@ -9,10 +9,11 @@ import tempfile
 from pathlib import Path
 
 from katatest.assets.cache import ensure_assets
-from katatest.boot import CannotBoot, boot_guest
+from katatest.boot import CannotBoot, VmmMissing, boot_guest, check_bootable
 from katatest.cli_facts import add_fact_flags, facts_from_args
 from katatest.hostfacts import detect
 from katatest.launch.kvm import accel_verdict
+from katatest.render import render_doc
 from katatest.tomlconf import load_toml
 
 QEMU_BY_ARCH = {"amd64": "/usr/bin/qemu-system-x86_64", "arm64": "/usr/bin/qemu-system-aarch64"}
@@ -22,6 +23,14 @@ def cmd_boot(args: argparse.Namespace) -> int:
     host = detect()
     facts = facts_from_args(args, detect=True)
     document = load_toml(args.config)
+    try:  # before assets: a missing QEMU must not wait for a kernel build to be reported
+        preview = facts.with_overrides(sandbox_id="kt" + "1" * 14)  # short, like boot_guest's ids
+        check_bootable(render_doc(document, preview, Path(args.config).stem), host, preview)
+    except VmmMissing:
+        raise  # exit 2: the user's setup is wrong, not this host's capabilities
+    except CannotBoot as why:
+        print(f"katatest: cannot boot here: {why.reason}", file=sys.stderr)
+        return 3
     assets = ensure_assets(facts.arch, progress=lambda line: print(f"[assets] {line}", file=sys.stderr),
                            kernel_path=args.kernel, initrd_path=args.initrd, image_path=args.image)
     accel = accel_verdict(QEMU_BY_ARCH[facts.arch], facts.arch)

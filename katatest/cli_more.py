@@ -12,9 +12,8 @@ from katatest.launch.doctor import register_doctor  # noqa: E402 - after REGISTR
 REGISTRARS.append(register_doctor)
 
 from katatest.assets.cli import register_assets  # noqa: E402,F401 - appends itself to REGISTRARS
-from katatest.report.cli import register_report  # noqa: E402,F401 - appends itself to REGISTRARS
-
 from katatest.cli_boot import register_boot  # noqa: E402
+from katatest.report.cli import register_report  # noqa: E402,F401 - appends itself to REGISTRARS
 
 REGISTRARS.append(register_boot)
 

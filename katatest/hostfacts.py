@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,6 +20,8 @@ DEFAULT_INITRD_SIZE = 4194304
 PROTECTIONS = ("none", "tdx", "sev")
 ARCHES = ("amd64", "arm64")
 
+# katautils.VerifyContainerID: the shim rejects any other sandbox id before creating the sandbox.
+VALID_SANDBOX_ID = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 _MACHINE_TO_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
 
@@ -48,6 +51,11 @@ class HostFacts:
     workload_mem_mib: int = 0
 
     def __post_init__(self) -> None:
+        for name in ("host_cpus", "host_mem_mib", "vsock_cid", "image_size", "initrd_size", "sev_cbitpos",
+                     "sev_reduced_phys_bits", "uid", "workload_cpus", "workload_mem_mib"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise HostFactsError(f"--{name.replace('_', '-')}: expected an integer, got {value!r}")
         if self.arch not in ARCHES:
             raise HostFactsError(f"--arch: unsupported architecture {self.arch!r} (use one of {ARCHES})")
         if self.guest_protection not in PROTECTIONS:
@@ -59,8 +67,9 @@ class HostFacts:
                      "workload_cpus", "workload_mem_mib"):
             if getattr(self, name) < 0:
                 raise HostFactsError(f"--{name.replace('_', '-')}: must not be negative")
-        if not self.sandbox_id or any(c in self.sandbox_id for c in "/\0,"):
-            raise HostFactsError("--id: sandbox id must be non-empty without '/', ',' or NUL")
+        if not isinstance(self.sandbox_id, str) or not VALID_SANDBOX_ID.fullmatch(self.sandbox_id):
+            raise HostFactsError(f"--id: invalid sandbox id {self.sandbox_id!r} "
+                                 f"(Kata 3.0.0 requires ^{VALID_SANDBOX_ID.pattern}$)")
 
     @property
     def runtime_dir(self) -> str:
@@ -74,7 +83,7 @@ class HostFacts:
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text().strip()
+        return path.read_text(errors="replace").strip()
     except OSError:
         return ""
 
@@ -97,14 +106,17 @@ def detect_protection(root: Path = Path("/")) -> str:
     return "none"
 
 
-def detect_sev_bits() -> tuple[int, int]:
+def detect_sev_bits(root: Path = Path("/")) -> tuple[int, int]:
     """SEV C-bit position and reduced physical bits from CPUID 0x8000001f (defaults when unreadable)."""
     try:
-        with open("/dev/cpu/0/cpuid", "rb") as cpuid:
+        with open(root / "dev/cpu/0/cpuid", "rb") as cpuid:
             cpuid.seek(0x8000001F)
-            ebx = int.from_bytes(cpuid.read(16)[4:8], "little")
+            regs = cpuid.read(16)
     except OSError:
         return 47, 1
+    if len(regs) < 8:
+        return 47, 1
+    ebx = int.from_bytes(regs[4:8], "little")
     return ebx & 0x3F, (ebx >> 6) & 0x3F
 
 
@@ -115,10 +127,11 @@ def detect(root: Path = Path("/")) -> HostFacts:
     cpus = sum(1 for line in cpuinfo.splitlines() if line.startswith("processor")) or os.cpu_count() or 1
     mem_mib = 1024
     for line in _read(root / "proc/meminfo").splitlines():
-        if line.startswith("MemTotal:"):
-            mem_mib = int(line.split()[1]) // 1024
+        fields = line.split()
+        if line.startswith("MemTotal:") and len(fields) > 1 and fields[1].isdigit():
+            mem_mib = int(fields[1]) // 1024
     protection = detect_protection(root) if arch == "amd64" else "none"
-    cbitpos, reduced = detect_sev_bits() if protection == "sev" else (47, 1)
+    cbitpos, reduced = detect_sev_bits(root) if protection == "sev" else (47, 1)
     return HostFacts(
         arch=arch,
         host_cpus=cpus,

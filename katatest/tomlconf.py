@@ -35,6 +35,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         data = path.read_bytes()
     except OSError as err:
         raise ConfigError("", f"cannot read configuration: {err.strerror or err}", str(path)) from None
+    except ValueError as err:  # e.g. an embedded NUL byte in the path
+        raise ConfigError("", f"cannot read configuration: {err}", str(path)) from None
     return parse_toml(data, str(path))
 
 

@@ -26,7 +26,7 @@ from katatest.assets.progress import Progress
 from katatest.assets.tree import guest_tree, init_script
 
 ARCHES = ("amd64", "arm64")
-ROOTFS_BUILDER_VERSION = "1"
+ROOTFS_BUILDER_VERSION = "2"
 # The rootfs builder's own sources are part of its key: editing any of them rebuilds the initrd/image.
 ROOTFS_BUILDER_MODULES = ("busybox.py", "cpio.py", "image.py", "initrd.py", "tree.py")
 CACHE_ENV = "KATATEST_CACHE_DIR"
@@ -119,11 +119,23 @@ def _verified(directory: Path) -> bool:
     return True
 
 
+def writable_cache_dir(sub: str = "locks") -> Path:
+    """``cache_root()/sub``, created; AssetError (one actionable line) when the cache is not writable."""
+    path = cache_root() / sub
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".probe-")  # noqa: SIM115 - closed just below
+        probe.close()
+    except OSError as exc:
+        raise AssetError(f"guest asset cache {cache_root()} is not writable ({exc.strerror}: {exc.filename}); "
+                         f"set ${CACHE_ENV} to a writable directory") from None
+    return path
+
+
 @contextmanager
 def _locked(name: str, progress: Progress | None = None) -> Iterator[None]:
     """Exclusive per-asset lock across processes (pytest-xdist workers, parallel CLI runs)."""
-    locks = cache_root() / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
+    locks = writable_cache_dir("locks")
     with open(locks / f"{name}.lock", "w") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)

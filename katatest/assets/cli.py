@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from katatest import cli_more
-from katatest.assets.cache import ARCHES, asset_status, cache_root, clean, ensure_assets
+from katatest.assets.cache import ARCHES, asset_status, cache_root, clean, ensure_assets, writable_cache_dir
 
 
 def _arches(choice: str) -> tuple[str, ...]:
@@ -24,9 +24,12 @@ def cmd_assets(args: argparse.Namespace) -> int:
             print(f"{arch} kernel {a.kernel}\n{arch} initrd {a.initrd}\n{arch} image  {a.image} "
                   f"({a.image_size} bytes)")
         elif args.action == "status":
-            for s in asset_status(arch):
+            states = asset_status(arch)
+            for s in states:
                 where = s.path if s.path is not None else "-"
                 print(f"{arch} {s.name:<6} {s.state:<11} {where}{'  ' + s.detail if s.detail else ''}")
+            if any(s.state != "built" and s.state != "override" for s in states):
+                writable_cache_dir()  # what is missing must be buildable: say so now, not at boot time
         else:
             removed = clean(arch)
             print(f"{arch}: removed {len(removed)} cached asset set(s) from {cache_root() / arch}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from importlib import resources
@@ -156,8 +155,3 @@ def check_config_only(arch: str, progress: Progress = print, source: Path = KERN
         shutil.rmtree(work, ignore_errors=True)
         log.unlink(missing_ok=True)
 
-
-def toolchain_available(arch: str) -> bool:
-    prefix = "aarch64-linux-gnu-" if arch == "arm64" else ""
-    return shutil.which(f"{prefix}gcc") is not None and subprocess.run(
-        ["make", "--version"], capture_output=True).returncode == 0

@@ -14,6 +14,7 @@ ETC_FILES = {
     "etc/passwd": b"root:x:0:0:root:/root:/bin/sh\n",
     "etc/group": b"root:x:0:\n",
     "etc/hostname": b"katatest-guest\n",
+    "etc/os-release": b'NAME="katatest guest"\nID=katatest\nVERSION_ID=1\n',
 }
 
 

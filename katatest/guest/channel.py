@@ -38,9 +38,16 @@ class GuestChannel:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed by close()
 
     # -- connection -------------------------------------------------------------------------------
-    def _check_alive(self) -> None:
-        if self.is_alive is not None and not self.is_alive():
-            raise GuestChannelError(f"the VM exited; console tail:\n{self.console_tail()}")
+    def _check_alive(self, grace: float = 0.0) -> None:
+        """Raise "the VM exited" if QEMU is gone (waiting up to ``grace`` s for a dying QEMU to go)."""
+        if self.is_alive is None:
+            return
+        deadline = time.monotonic() + grace
+        while self.is_alive():
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.05)
+        raise GuestChannelError(f"the VM exited; console tail:\n{self.console_tail()}")
 
     def connect(self, timeout: float | None = None) -> None:
         """Connect to the console socket, retrying until it exists (QEMU creates it on start)."""
@@ -81,6 +88,7 @@ class GuestChannel:
         try:
             self._sock.sendall(data)
         except OSError as exc:
+            self._check_alive(grace=1.0)
             raise GuestChannelError(f"console socket send failed: {exc}") from None
 
     def _receive(self, wait: float) -> None:
@@ -93,8 +101,10 @@ class GuestChannel:
             self._check_alive()
             return
         except OSError as exc:
+            self._check_alive(grace=1.0)
             raise GuestChannelError(f"console socket failed: {exc}; tail:\n{self.console_tail()}") from None
         if not chunk:
+            self._check_alive(grace=1.0)
             raise GuestChannelError(f"console closed (VM gone?); console tail:\n{self.console_tail()}")
         self._log.write(chunk)
         self._log.flush()
@@ -154,20 +164,30 @@ class GuestChannel:
     def run(self, cmd: str | Sequence[str], stdin: bytes = b"", timeout: float | None = None) -> CommandResult:
         """Run ``cmd`` (shell text, or an argv list) in the guest; stdout/stderr come back byte-exact."""
         limit = self.timeout if timeout is None else timeout
+        self._check_alive()
         self.connect()
         request_id = protocol.new_id()
         self._send(protocol.request_line(request_id, cmd, stdin, int(limit + 0.999)))
         deadline = time.monotonic() + limit + TRANSFER_SLACK
-        end = protocol.end_re(request_id)
+        end, wait = protocol.end_re(request_id), protocol.wait_re(request_id)
+        acked: set[int] = set()
+        scanned = 0  # markers are only searched for in data not scanned yet (plus an overlap)
         while time.monotonic() < deadline:
             self._receive(min(0.5, max(deadline - time.monotonic(), 0.01)))
-            if end.search(self._buf):
+            start = max(0, scanned - 128)
+            scanned = len(self._buf)
+            for match in wait.finditer(self._buf, start):
+                chunk = int(match.group(1))
+                if chunk not in acked:
+                    acked.add(chunk)
+                    self._send(protocol.ack_line(request_id, chunk))
+            done = end.search(self._buf, start)
+            if done:
                 try:
-                    result = protocol.parse_response(request_id, bytes(self._buf))
+                    result = protocol.parse_response(request_id, bytes(self._buf[: done.end()]))
                 except ValueError as exc:
                     raise GuestChannelError(f"garbled reply to {protocol.script_text(cmd)!r}: {exc}") from None
-                cut = end.search(self._buf)
-                del self._buf[: cut.end() if cut else len(self._buf)]
+                del self._buf[: done.end()]
                 assert result is not None
                 return result
         raise GuestTimeout(f"no reply to {protocol.script_text(cmd)!r} within {limit + TRANSFER_SLACK:.0f}s; "

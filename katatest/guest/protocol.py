@@ -1,8 +1,10 @@
 """The line protocol spoken with katatest's guest init over the console (see katatest/data/guest/init).
 
-Host -> guest: ``KTPING <id>`` and ``KTREQ <id> <timeout-s> <base64 script> <base64 stdin | ->``.
+Host -> guest: ``KTPING <id>`` and ``KTREQ <id> <timeout-s> <base64 script> <n>`` followed by exactly
+``n`` bytes of base64 stdin (no newline).
 Guest -> host: ``KATATEST-READY v1 console=<dev>`` once at start, ``KTPONG <id>``, and per request
-``KTBEGIN <id>`` / base64 stdout / ``KTSEP <id>`` / base64 stderr / ``KTEND <id> <status> <n-out> <n-err>``.
+``KTBEGIN <id>`` / base64 stdout / ``KTSEP <id>`` / base64 stderr / ``KTEND <id> <status> <n-out> <n-err>``,
+pausing after each output chunk with ``KTWAIT <id> <n>`` until the host answers ``KTACK <id> <n>``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-READY_RE = re.compile(rb"KATATEST-READY v1 console=(\S+)")
+READY_RE = re.compile(rb"KATATEST-READY v1 console=(\S+)\r?\n")
 PANIC_MARKERS = (b"Kernel panic - not syncing", b"end Kernel panic")
 _B64_LINE = re.compile(rb"^[A-Za-z0-9+/=]*$")
 
@@ -50,9 +52,18 @@ def pong_re(request_id: str) -> re.Pattern[bytes]:
 
 
 def request_line(request_id: str, cmd: str | Sequence[str], stdin: bytes, timeout: int) -> bytes:
+    """The request: its line, then the base64 stdin as a counted block."""
     script = base64.b64encode(script_text(cmd).encode())
-    data = base64.b64encode(stdin) if stdin else b"-"
-    return b"\nKTREQ %s %d %s %s\n" % (request_id.encode(), max(0, int(timeout)), script, data)
+    data = base64.b64encode(stdin)
+    return b"\nKTREQ %s %d %s %d\n%s" % (request_id.encode(), max(0, int(timeout)), script, len(data), data)
+
+
+def wait_re(request_id: str) -> re.Pattern[bytes]:
+    return re.compile(rb"KTWAIT " + request_id.encode() + rb" (\d+)\r?\n")
+
+
+def ack_line(request_id: str, chunk: int) -> bytes:
+    return f"KTACK {request_id} {chunk}\n".encode()
 
 
 def end_re(request_id: str) -> re.Pattern[bytes]:

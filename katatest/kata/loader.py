@@ -542,6 +542,8 @@ def _check_hypervisor_config(hv: HypervisorConfig, table: _Table | None, ld: _Lo
         if path == "":
             continue
         key = f"{where}.{'initrd' if is_initrd else 'image'}"
+        if "\0" in path:  # Go's os.Stat fails with EINVAL
+            raise ld.fail(key, f"stat {path!r}: invalid argument")
         size = _file_size(path, fallback)
         if size == 0:
             raise ld.fail(key, f"image {path!r} is empty")

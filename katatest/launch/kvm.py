@@ -61,10 +61,15 @@ def _boot_id() -> str:
         return "unknown-boot"
 
 
-def _cache_file(qemu: str, linux_kernel: str | None) -> Path:
+def _cache_file(qemu: str, linux_kernel: str | None) -> Path | None:
+    """Where the verdict is cached; None when the cache dir cannot be created (then it is not cached)."""
     st = os.stat(qemu)
     key = f"{_boot_id()}|{os.path.realpath(qemu)}|{st.st_size}|{st.st_mtime_ns}|{linux_kernel or ''}"
-    return cache_dir() / f"accel-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    try:
+        directory = cache_dir()
+    except OSError:
+        return None
+    return directory / f"accel-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
 
 def _run(argv: list[str], timeout: float, expect: bytes, want_status: int | None) -> ProbeRun:
@@ -142,13 +147,17 @@ def accel_verdict(qemu: str, guest_arch: str = "amd64", linux_kernel: str | None
         raise KatatestError(f"{qemu}: QEMU binary not found")
     linux_kernel = linux_kernel or find_linux_kernel()
     path = _cache_file(qemu, linux_kernel)
-    if use_cache and path.exists():
+    if use_cache and path is not None and path.exists():
         try:
             return AccelVerdict(**json.loads(path.read_text()))
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OSError):
             pass
     verdict = probe_kvm(qemu, linux_kernel)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(asdict(verdict)))
-    tmp.replace(path)
+    if path is not None:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps(asdict(verdict)))
+            tmp.replace(path)
+        except OSError:
+            pass  # a read-only cache only costs a probe next time
     return verdict

@@ -90,6 +90,15 @@ def _read_pid(path: str | None, timeout: float = 5.0) -> int | None:
     return None
 
 
+def _last_line(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            lines = [line.strip() for line in fh if line.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1] if lines else "no log"
+
+
 def _reap() -> list[int]:
     gone = []
     while True:
@@ -160,6 +169,10 @@ def supervise(spec: dict, lifeline: int) -> int:
         _terminate([daemon.pid] if daemon else [], 1.0)
         return 1
     qemu = _read_pid(spec.get("pidfile")) if rc == 0 else None
+    if rc != 0 and daemon is not None and daemon.poll() is not None:
+        _emit(event="failed", stage="virtiofsd", rc=rc, error=f"virtiofsd exited ({daemon.returncode}) before "
+              f"QEMU could connect: {_last_line(spec['daemon_log'])}")
+        return 1
     if rc != 0 or qemu is None:
         _emit(event="failed", stage="qemu", rc=rc, error="QEMU exited" if rc else "QEMU wrote no pidfile")
         _terminate([daemon.pid] if daemon else [], 1.0)

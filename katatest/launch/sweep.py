@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import stat
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from katatest.launch.proc import ProcInfo, alive, kill, processes, token_alive
-from katatest.launch.vm import MARKER_ENV, OWNER_ENV, OWNER_FILE, RUNTIME_PARENT, RUNTIME_PREFIX
+from katatest.launch.vm import MARKER_ENV, OWNER_ENV, OWNER_FILE, RUN_ROOT_PREFIX, RUNTIME_PREFIX, runtime_parents
 
 
 @dataclass
@@ -39,17 +41,33 @@ def katatest_processes(include_live_owners: bool = True) -> list[ProcInfo]:
     return out
 
 
+def marked_dirs() -> list[Path]:
+    """Runtime dirs (``/tmp/kt-*``, or under a non-root user's XDG_RUNTIME_DIR) and run roots
+    (``$TMPDIR/katatest-*``) that carry an owner file."""
+    found = [p for parent in runtime_parents() for p in Path(parent).glob(f"{RUNTIME_PREFIX}*")]
+    found += Path(tempfile.gettempdir()).glob(f"{RUN_ROOT_PREFIX}*")
+    return sorted(p for p in set(found) if _ours(p))
+
+
+def _ours(path: Path) -> bool:
+    """A real directory of this user (other users' private dirs are neither readable nor ours to remove)."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid()
+
+
 def leftover_runtime_dirs(include_live_owners: bool = False) -> list[Path]:
+    """Marked dirs whose owner is gone (or all of them with ``include_live_owners``)."""
     out = []
-    for path in Path(RUNTIME_PARENT).glob(f"{RUNTIME_PREFIX}*"):
-        owner = path / OWNER_FILE
-        if path.is_dir() and owner.is_file():
-            try:
-                token = owner.read_text().strip()
-            except OSError:
-                continue
-            if include_live_owners or not token_alive(token):
-                out.append(path)
+    for path in marked_dirs():
+        try:
+            token = (path / OWNER_FILE).read_text().strip()
+        except OSError:
+            continue
+        if token and (include_live_owners or not token_alive(token)):
+            out.append(path)
     return out
 
 

@@ -17,6 +17,7 @@ import os
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,8 @@ VM_DIR_MODE = 0o750  # Kata's DirMode (virtcontainers/sandbox.go)
 SHARED_DIR_MODE = 0o700  # Kata's sharedDirMode
 RUNTIME_PREFIX = "kt-"
 RUNTIME_PARENT = "/tmp"  # short on purpose: unix socket paths are limited to 107 bytes
+XDG_PARENT_MAX = 40  # a longer XDG_RUNTIME_DIR would push the VM's sockets past SOCKET_PATH_MAX
+RUN_ROOT_PREFIX = "katatest-"
 OWNER_FILE = ".katatest-owner"
 MARKER_ENV = "KATATEST_VM"
 OWNER_ENV = "KATATEST_OWNER"
@@ -40,12 +43,41 @@ SOCKET_PATH_MAX = 107
 DEFAULT_RUN_ROOT = os.path.join(tempfile.gettempdir(), "katatest-runs")
 
 
-def make_runtime_dir() -> str:
-    """A fresh private XDG_RUNTIME_DIR (mode 0700) marked with its owner, for rendering rootless plans."""
-    path = tempfile.mkdtemp(prefix=RUNTIME_PREFIX, dir=RUNTIME_PARENT)
+def runtime_parent() -> str:
+    """Where private runtime dirs go: a non-root user's own XDG_RUNTIME_DIR (as Kata's rootless runtime
+    uses it) when it is a short, private dir of ours; else /tmp."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
+    if os.geteuid() == 0 or not os.path.isabs(xdg) or len(xdg) > XDG_PARENT_MAX:
+        return RUNTIME_PARENT
+    try:
+        st = os.stat(xdg)
+    except OSError:
+        return RUNTIME_PARENT
+    if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and os.access(xdg, os.W_OK | os.X_OK):
+        return xdg
+    return RUNTIME_PARENT
+
+
+def runtime_parents() -> list[str]:
+    """Every place private runtime dirs of this user can be (for the sweeper)."""
+    return sorted({RUNTIME_PARENT, runtime_parent()})
+
+
+def _owned_tempdir(prefix: str, parent: str) -> str:
+    path = tempfile.mkdtemp(prefix=prefix, dir=parent)
     os.chmod(path, 0o700)
     Path(path, OWNER_FILE).write_text(owner_token())
     return path
+
+
+def make_runtime_dir() -> str:
+    """A fresh private XDG_RUNTIME_DIR (mode 0700) marked with its owner, for rendering rootless plans."""
+    return _owned_tempdir(RUNTIME_PREFIX, runtime_parent())
+
+
+def make_run_root(name: str) -> Path:
+    """A fresh run root for VM artifacts under the temp dir, marked with its owner (swept if orphaned)."""
+    return Path(_owned_tempdir(f"{RUN_ROOT_PREFIX}{name}-", tempfile.gettempdir()))
 
 
 @functools.lru_cache(maxsize=1)

@@ -74,8 +74,9 @@ class QemuArch:
 
     def memory_topology(self, hv: HypervisorConfig, sources: Sources) -> Memory:
         extra = hv.mem_offset + 1024 if self.name == "amd64" else 0
-        return Memory(size=f"{hv.memory_size}M", slots=hv.mem_slots & 0xFF,
-                      max_mem=f"{hv.default_max_memory_size + extra}M", sources=sources)
+        max_mem = (hv.default_max_memory_size + extra) % 2**64  # uint64 arithmetic, as in Go
+        return Memory(size=f"{hv.memory_size}M", slots=hv.mem_slots & 0xFF, max_mem=f"{max_mem}M",
+                      sources=sources)
 
 
 def _machine_sources(*extra: str) -> Sources:

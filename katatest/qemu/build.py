@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import uuid
 from collections.abc import Callable
@@ -193,11 +194,20 @@ def _image_device(q: QemuArch, hv, facts: HostFacts, nested_run: bool, nested_sr
                   new_id) -> dev.Device:
     image_src = src("image_path") + src("disable_image_nvdimm")
     if not q.disable_nvdimm:
-        return dev.NvdimmImage(mem_path=hv.image_path, size=facts.image_size, readonly=q.nvdimm_readonly,
+        return dev.NvdimmImage(mem_path=hv.image_path, size=_image_size(hv.image_path, facts.image_size),
+                               readonly=q.nvdimm_readonly,
                                sources=image_src + ("host.image_size",))
     image_id = f"image-{new_id()}"[:31]
     return dev.BlockDevice(id=image_id, file=hv.image_path, disable_modern=nested_run, share_rw=True,
                            readonly=True, sources=image_src + nested_src)
+
+
+def _image_size(path: str, fallback: int) -> int:
+    """appendNvdimmImage stats the image; a file that does not exist here has the host fact's size."""
+    try:
+        return os.stat(path).st_size
+    except (OSError, ValueError):
+        return fallback
 
 
 def _pcie_root_ports(q: QemuArch, count: int, sources: Sources) -> list[dev.Device]:

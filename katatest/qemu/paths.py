@@ -28,7 +28,7 @@ class SandboxPaths:
         path = posixpath.join(self.vm_dir, name)
         if len(path) > MAX_SOCKET_PATH_LEN:
             raise ConfigError("host.sandbox_id", f"socket path too long (got {len(path)}, max "
-                              f"{MAX_SOCKET_PATH_LEN}): {path}")
+                              f"{MAX_SOCKET_PATH_LEN}): {path!r}")
         return path
 
 

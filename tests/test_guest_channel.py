@@ -1,0 +1,268 @@
+"""The guest command channel: protocol unit tests, and real boots (TCG) of the built guest assets."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from katatest.assets.cache import GuestAssets, asset_status, ensure_assets
+from katatest.guest import GuestChannel, GuestChannelError, GuestPanic, guest_host
+from katatest.guest.protocol import CommandResult, parse_response, request_line
+
+DAX_ROOT = "root=/dev/pmem0p1 rootflags=dax,data=ordered,errors=remount-ro ro rootfstype=ext4"
+BLK_ROOT = "root=/dev/vda1 rootflags=data=ordered,errors=remount-ro ro rootfstype=ext4"
+AARCH64_FIRMWARE = Path("/usr/share/qemu-efi-aarch64/QEMU_EFI.fd")
+
+
+def _response(rid: str, out: bytes, err: bytes, status: int, noise: bytes = b"") -> bytes:
+    def b64(data: bytes) -> bytes:
+        text = base64.b64encode(data)
+        return b"\n".join(text[i:i + 76] for i in range(0, len(text), 76)) + b"\n"
+    return (b"junk\nKTBEGIN " + rid.encode() + b"\n" + b64(out) + noise + b"\nKTSEP " + rid.encode()
+            + b"\n" + b64(err) + b"\nKTEND %s %d %d %d\n" % (rid.encode(), status, len(out), len(err)))
+
+
+def test_parse_response_is_binary_safe_and_ignores_kernel_lines():
+    out = bytes(range(256)) * 3
+    text = _response("abc", out, b"warn\n", 3, noise=b"[   12.345] virtio_net: some message\n")
+    assert parse_response("abc", text) == CommandResult(3, out, b"warn\n")
+
+
+def test_parse_response_skips_flow_control_lines():
+    text = _response("abc", b"payload", b"", 0, noise=b"\nKTWAIT abc 0\n")
+    assert parse_response("abc", text).stdout == b"payload"
+
+
+def test_parse_response_incomplete_and_other_ids():
+    text = _response("abc", b"x", b"", 0)
+    assert parse_response("abd", text) is None
+    assert parse_response("abc", text[:-3]) is None
+
+
+def test_parse_response_detects_garbling():
+    text = _response("abc", b"hello world", b"", 0).replace(b"aGVsbG8", b"aGVs\nbG8 mangled")
+    with pytest.raises(ValueError, match="bytes"):
+        parse_response("abc", text)
+
+
+def test_request_is_a_line_then_a_counted_base64_block():
+    request = request_line("id1", ["echo", "a b", "$x"], b"\n\x00", 5)
+    line, block = request[1:].split(b"\n", 1)
+    fields = line.split(b" ")
+    assert fields[:3] == [b"KTREQ", b"id1", b"5"] and request.count(b"\n") == 2
+    assert base64.b64decode(fields[3]) == b"echo 'a b' '$x'"
+    assert int(fields[4]) == len(block) and base64.b64decode(block) == b"\n\x00"
+    assert request_line("id2", "true", b"", 0).endswith(b" 0\n")
+
+
+# -- real boots ---------------------------------------------------------------------------------------
+
+def _qemu_argv(arch: str, assets: GuestAssets, shape: str, sock: Path, extra: str = "",
+               share: Path | None = None, extra_args: Sequence[str] = ()) -> list[str]:
+    """A minimal command line of our own, with Kata's console wiring (virtconsole or legacy serial)."""
+    if arch == "amd64":
+        argv = ["qemu-system-x86_64", "-machine", "q35,accel=tcg,nvdimm=on", "-cpu", "max"]
+    else:
+        argv = ["qemu-system-aarch64", "-machine", "virt,accel=tcg,gic-version=max,nvdimm=on", "-cpu", "max"]
+        if shape == "nvdimm":
+            argv += ["-bios", str(AARCH64_FIRMWARE)]
+    argv += ["-m", "512M,slots=2,maxmem=2G", "-smp", "1", "-nodefaults", "-no-user-config", "-nographic",
+             "-vga", "none", "--no-reboot", "-kernel", str(assets.kernel)]
+    chardev = ["-chardev", f"socket,id=charconsole0,path={sock},server=on,wait=off"]
+    if shape == "serial":
+        argv += ["-serial", "chardev:charconsole0", *chardev]
+        consoles = "console=ttyS0"  # what Kata puts on the cmdline for legacy serial, arm64 included
+    else:
+        argv += ["-device", "virtio-serial-pci,id=serial0",
+                 "-device", "virtconsole,chardev=charconsole0,id=console0", *chardev]
+        consoles = "console=hvc0 console=hvc1"
+    if shape == "nvdimm":
+        argv += ["-device", "nvdimm,id=nv0,memdev=mem0,unarmed=on", "-object",
+                 f"memory-backend-file,id=mem0,mem-path={assets.image},size={assets.image_size},readonly=on"]
+        root = DAX_ROOT
+    elif shape == "blk":
+        argv += ["-drive", f"file={assets.image},format=raw,if=none,id=disk0,readonly=on",
+                 "-device", "virtio-blk-pci,drive=disk0"]
+        root = BLK_ROOT
+    else:
+        argv += ["-initrd", str(assets.initrd)]
+        root = ""
+    if share is not None:  # Kata's virtio-9p wiring (virtio_9p.argv)
+        argv += ["-device", "virtio-9p-pci,disable-modern=false,fsdev=extra-9p-kataShared,mount_tag=kataShared",
+                 "-fsdev", f"local,id=extra-9p-kataShared,path={share},security_model=none,multidevs=remap"]
+    argv += list(extra_args)
+    return argv + ["-append", f"{root} {consoles} quiet panic=1 katatest.msize9p=512000 {extra}".strip()]
+
+
+@contextlib.contextmanager
+def booted(arch: str, shape: str, artifacts: Path, extra: str = "", share: Path | None = None,
+           extra_args: Sequence[str] = ()) -> Iterator[GuestChannel]:
+    """Boot QEMU by hand and yield a ready channel; always kills QEMU and removes the socket dir."""
+    assets = ensure_assets(arch, progress=lambda _m: None)
+    rundir = Path(tempfile.mkdtemp(prefix="kt-boot-"))
+    sock = rundir / "console.sock"
+    argv = _qemu_argv(arch, assets, shape, sock, extra, share, extra_args)
+    (artifacts / "qemu.argv").write_text("\n".join(argv) + "\n")
+    stderr = open(artifacts / "qemu.stderr", "wb")  # noqa: SIM115 - closed in finally
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr)
+    channel = GuestChannel(sock, artifacts / "console.log", timeout=90,
+                           is_alive=lambda: proc.poll() is None)
+    try:
+        channel.wait_ready()
+        yield channel
+    finally:
+        channel.close()
+        proc.kill()
+        proc.wait()
+        stderr.close()
+        shutil.rmtree(rundir, ignore_errors=True)
+
+
+def _require(arch: str) -> None:
+    binary = {"amd64": "qemu-system-x86_64", "arm64": "qemu-system-aarch64"}[arch]
+    if shutil.which(binary) is None:
+        pytest.skip(f"{binary} not installed")
+    kernel = next(s for s in asset_status(arch) if s.name == "kernel")
+    if kernel.state not in ("built", "override"):
+        pytest.skip(f"no {arch} guest kernel: run `katatest assets build --arch {arch}`")
+    if arch == "arm64" and not AARCH64_FIRMWARE.is_file():
+        pytest.skip("qemu-efi-aarch64 not installed")
+
+
+ARCHES = ["amd64", "arm64"]
+
+
+def root_block_device(host) -> str:
+    """The block device behind / (the kernel shows it as /dev/root in /proc/mounts)."""
+    devnum = host.check_output("awk '$5 == \"/\" {print $3}' /proc/self/mountinfo")
+    return host.check_output(f"grep -l '^{devnum}$' /sys/class/block/*/dev").split("/")[-2]
+
+
+@pytest.mark.boot
+@pytest.mark.parametrize("arch", ARCHES)
+def test_boot_nvdimm_dax_root(arch, tmp_path):
+    _require(arch)
+    with booted(arch, "nvdimm", tmp_path) as channel:
+        host = guest_host(channel)
+        assert channel.console == "hvc0"
+        assert "rootflags=dax,data=ordered" in host.file("/proc/cmdline").content_string
+        root = host.mount_point("/")
+        assert root.filesystem == "ext4" and root_block_device(host) == "pmem0p1"
+        assert "dax=always" in root.options and "ro" in root.options
+        assert host.run("touch /x").rc != 0  # read-only root
+        assert host.check_output("echo hi; echo oops >&2") == "hi"
+        # binary-safe both ways, with exit status and stderr separate
+        payload = bytes(range(256)) * 8
+        result = channel.run("cat; echo err >&2; exit 7", stdin=payload)
+        assert (result.exit_status, result.stdout, result.stderr) == (7, payload, b"err\n")
+
+
+@pytest.mark.boot
+@pytest.mark.parametrize("arch", ARCHES)
+def test_boot_initrd(arch, tmp_path):
+    _require(arch)
+    with booted(arch, "initrd", tmp_path) as channel:
+        host = guest_host(channel)
+        assert "katatest.msize9p=512000" in host.file("/proc/cmdline").content_string
+        assert host.file("/run/katatest/console").content_string.strip() == "hvc0"
+        assert host.file("/run/katatest/shared-fs").content_string.strip() == "none"  # no share attached
+        assert host.mount_point("/run").filesystem == "tmpfs"
+        assert host.file("/bin/sh").is_symlink
+        # several flow-controlled chunks on both streams
+        big = channel.run("head -c 60000 /dev/zero; head -c 30000 /dev/zero | tr '\\0' x >&2")
+        assert big.stdout == bytes(60000) and big.stderr == b"x" * 30000
+
+
+@pytest.mark.boot
+@pytest.mark.parametrize("arch", ARCHES)
+def test_boot_legacy_serial_console(arch, tmp_path):
+    """Kata's legacy serial shape: console=ttyS0 (arm64's PL011 is ttyAMA0, which the init falls back to)."""
+    _require(arch)
+    with booted(arch, "serial", tmp_path) as channel:
+        assert channel.console == {"amd64": "ttyS0", "arm64": "ttyAMA0"}[arch]
+        assert channel.check_output("uname -m") == {"amd64": "x86_64", "arm64": "aarch64"}[arch]
+
+
+@pytest.mark.boot
+def test_boot_virtio_blk_root(tmp_path):
+    _require("amd64")
+    with booted("amd64", "blk", tmp_path) as channel:
+        host = guest_host(channel)
+        assert root_block_device(host) == "vda1" and "dax" not in host.mount_point("/").options
+
+
+@pytest.mark.boot
+def test_boot_9p_share_mounted_like_kata_agent(tmp_path):
+    _require("amd64")
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "from-host").write_bytes(b"hello guest\n")
+    with booted("amd64", "initrd", tmp_path, share=share) as channel:
+        host = guest_host(channel)
+        assert host.file("/run/katatest/shared-fs").content_string.strip() == "9p"
+        mount = host.mount_point("/run/kata-containers/shared/containers")
+        assert mount.filesystem == "9p" and mount.device == "kataShared"
+        assert {"trans=virtio", "nodev", "mmap", "msize=512000"} <= set(mount.options), mount.options
+        assert host.file("/run/kata-containers/shared/containers/from-host").content_string == "hello guest\n"
+        channel.check_output("echo back > /run/kata-containers/shared/containers/from-guest")
+    assert (share / "from-guest").read_text() == "back\n"
+
+
+VIRTIOFSD = Path("/usr/lib/qemu/virtiofsd")
+
+
+@pytest.mark.boot
+@pytest.mark.skipif(not VIRTIOFSD.is_file(), reason="virtiofsd (qemu-system-common) not installed")
+def test_boot_virtio_fs_share_mounted_like_kata_agent(tmp_path):
+    _require("amd64")
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "from-host").write_bytes(b"over virtio-fs\n")
+    rundir = Path(tempfile.mkdtemp(prefix="kt-vfs-"))
+    vfs_sock = rundir / "vhost-fs.sock"
+    # Kata's virtiofsd options (default.virtiofsd.argv), with a socket path instead of an inherited fd.
+    daemon = subprocess.Popen([str(VIRTIOFSD), f"--socket-path={vfs_sock}", "-o", "cache=auto", "-o",
+                               "no_posix_lock", "-o", f"source={share}", "-f", "--thread-pool-size=1",
+                               "-o", "announce_submounts"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if vfs_sock.exists():
+                break
+            time.sleep(0.05)
+        extra_args = ["-object", "memory-backend-file,id=dimm1,size=512M,mem-path=/dev/shm,share=on",
+                      "-numa", "node,memdev=dimm1", "-chardev", f"socket,id=char-vfs,path={vfs_sock}",
+                      "-device", "vhost-user-fs-pci,chardev=char-vfs,tag=kataShared"]
+        with booted("amd64", "initrd", tmp_path, extra_args=extra_args) as channel:
+            host = guest_host(channel)
+            assert host.file("/run/katatest/shared-fs").content_string.strip() == "virtiofs"
+            mount = host.mount_point("/run/kata-containers/shared/containers")
+            assert mount.filesystem == "virtiofs" and mount.device == "kataShared"
+            assert host.file("/run/kata-containers/shared/containers/from-host").content_string == \
+                "over virtio-fs\n"
+    finally:
+        daemon.kill()
+        daemon.wait()
+        shutil.rmtree(rundir, ignore_errors=True)
+
+
+@pytest.mark.boot
+def test_vm_exit_is_reported(tmp_path):
+    _require("amd64")
+    with pytest.raises(GuestChannelError, match="VM gone|VM exited"), booted("amd64", "initrd", tmp_path) as ch:
+        ch.run("reboot -f", timeout=20)
+
+
+@pytest.mark.boot
+def test_kernel_panic_fails_fast_with_console_tail(tmp_path):
+    _require("amd64")
+    with pytest.raises(GuestPanic, match="Attempted to kill init"), booted(
+            "amd64", "initrd", tmp_path, extra="rdinit=/bin/false"):
+        pass
