@@ -116,11 +116,11 @@ def boot_guest(document: dict[str, Any], facts: HostFacts, *, host: HostFacts, a
         facts = boot_facts(facts, runtime_dir)
         rendered = render_doc(document, facts, name)
         check_bootable(rendered, host, facts)
-        lacks = plan_findings(values(rendered.argv))
-        if lacks:
-            raise CannotBoot("QEMU lacks " + "; ".join(f"{f.what} ({f.evidence})" for f in lacks), lacks)
         plan = plan_launch(values(rendered.argv), rendered.daemon_values(), assets=_assets_dict(assets),
                            accel=accel, vhost_vsock_available=os.path.exists(VHOST_VSOCK))
+        lacks = plan_findings(plan.argv)  # after the recorded overrides (e.g. accel=tcg on this host)
+        if lacks:
+            raise CannotBoot("QEMU lacks " + "; ".join(f"{f.what} ({f.evidence})" for f in lacks), lacks)
         vm = VirtualMachine(plan, run_root, name=name, runtime_dir=runtime_dir, keep_artifacts=True)
         try:
             vm.start()

@@ -25,7 +25,13 @@ def test_online_vcpus_equal_smp_cpus(guest):
 def test_possible_cpus_follow_maxcpus_and_nr_cpus(guest):
     topology = smp(guest.plan.argv)
     nr_cpus = int(cmdline_params(guest.generated_option("-append")[0]).get("nr_cpus", topology["maxcpus"]))
-    assert _read_int(guest, "/sys/devices/system/cpu/possible") == min(topology["maxcpus"], nr_cpus)
+    expected = min(topology["maxcpus"], nr_cpus)
+    possible = _read_int(guest, "/sys/devices/system/cpu/possible")
+    if props(options(guest.plan.argv, "-machine")[0])[""] == "virt":
+        # QEMU 7.2's arm64 virt has no vCPU hotplug: the firmware tables may describe only the present vCPUs.
+        assert min(topology["cpus"], nr_cpus) <= possible <= expected
+    else:
+        assert possible == expected
 
 
 def test_memtotal_matches_default_memory(guest):
@@ -49,6 +55,8 @@ def test_hotplug_cpu(guest, cell):
     topology = smp(guest.plan.argv)
     if topology["maxcpus"] <= topology["cpus"] or cell.protection != "none":
         pytest.skip("no free vCPU slot (maxcpus == cpus)")
+    if cell.arch == "arm64":
+        pytest.skip("QEMU 7.2's arm64 virt machine has no vCPU hotplug (query-hotpluggable-cpus disabled)")
     before = _read_int(guest, "/sys/devices/system/cpu/online")
     slots = [s for s in guest.vm.qmp.execute("query-hotpluggable-cpus") if "qom-path" not in s]
     assert slots, "QEMU reports no hotpluggable vCPU slot although maxcpus > cpus"
@@ -94,6 +102,9 @@ def test_hotplug_block_device(guest):
     bridges = [props(d) for d in options(guest.plan.argv, "-device") if d.startswith("pci-bridge")]
     if not bridges:
         pytest.skip("no PCI bridge to hotplug into (default_bridges = 0 or microvm)")
+    if "virt" == props(options(guest.plan.argv, "-machine")[0])[""]:
+        pytest.skip("QEMU 7.2 finding: Bus 'pci-bridge-0' does not support hotplugging on arm64 virt "
+                    "(shpc=off and no ACPI PCI hotplug there)")
     fd, path = tempfile.mkstemp(prefix="katatest-hotplug-", suffix=".img")
     try:
         os.ftruncate(fd, 16 * 1024 * 1024)
