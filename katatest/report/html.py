@@ -29,15 +29,15 @@ code{font:12px ui-monospace,"DejaVu Sans Mono",monospace}
 table{border-collapse:collapse;margin:.4em 0}th,td{border:1px solid #d0d7de;padding:.3em .5em;
 vertical-align:top;text-align:left}thead th{background:#f6f8fa;position:sticky;top:0}
 .cell-name{white-space:nowrap;font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:13px}
-.dim{white-space:nowrap;color:#424a53}
-.group,.overall{min-width:6.5em;max-width:15em}.group small,.overall small{display:block;font-size:11px;
+.dim{color:#424a53;max-width:14em;overflow-wrap:break-word}
+.group,.overall{min-width:4.5em;max-width:12em}.group small,.overall small{display:block;font-size:11px;
 overflow-wrap:anywhere}
 .outcome-passed{background:#d7f0d9;color:#14532d}.outcome-failed{background:#f8cfcf;color:#7f1d1d}
 .outcome-error{background:#ffdcb8;color:#7c2d12}.outcome-skipped{background:#ececec;color:#4b5563}
 .outcome-none{background:#fff;color:#9ca3af;text-align:center}
 .row-passed .cell-name{border-left:5px solid #2e7d32}.row-failed .cell-name{border-left:5px solid #c62828}
 .row-error .cell-name{border-left:5px solid #e07b00}.row-skipped .cell-name{border-left:5px solid #9ca3af}
-.artifacts a{display:inline-block;margin:0 .5em .1em 0;font-size:12px}
+.artifacts{min-width:26em}.artifacts a{display:inline-block;margin:0 .5em .1em 0;font-size:12px}
 .legend span{display:inline-block;padding:.1em .6em;margin-right:.4em;border-radius:4px}
 dl.env{display:grid;grid-template-columns:max-content auto;gap:.15em 1em;margin:.3em 0}
 dl.env dt{font-weight:600}dl.env dd{margin:0}dl.env dl.env{margin:0}

@@ -1,0 +1,51 @@
+"""The harness itself: a deliberately broken cell shows up as a failing check with its console log linked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MATRIX = """
+[matrices]
+default = ["broken-cmdline"]
+
+[cell.broken-cmdline]
+description = "amd64 initrd cell whose expectation has a kernel parameter Kata never generates"
+arch = "amd64"
+rootfs = "initrd"
+shared_fs = "virtio-9p"
+block_driver = "virtio-blk"
+variant = "harness-self-test"
+expect = { cmdline_extra = "katatest.broken=1" }
+"""
+
+
+@pytest.mark.boot
+def test_broken_expectation_fails_with_console_log_linked(tmp_path):
+    matrix = tmp_path / "broken.toml"
+    matrix.write_text(MATRIX)
+    reports = tmp_path / "reports"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "suites/test_cmdline.py", "-p", "no:cacheprovider", "-q",
+         "--katatest-matrix", str(matrix), "--katatest-reports", str(reports),
+         "--junitxml", str(reports / "junit.xml")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 1, run.stdout[-2000:] + run.stderr[-2000:]
+    summary = json.loads((reports / "summary.json").read_text())
+    cell = summary["cells"]["broken-cmdline"]
+    assert cell["outcome"] == "failed"
+    assert cell["groups"]["cmdline"]["outcome"] == "failed"
+    failing = [t for t in summary["tests"] if t["outcome"] == "failed"]
+    assert [t["nodeid"].split("::")[1].split("[")[0] for t in failing] == ["test_guest_cmdline_equals_generated_append"]
+    assert "katatest.broken=1" in failing[0]["message"] or "assert" in failing[0]["message"]
+    console = reports / "cells" / "broken-cmdline" / "console.log"
+    assert console.is_file() and "KATATEST-READY" in console.read_text(errors="replace")
+    html = (reports / "matrix.html").read_text()
+    assert "cells/broken-cmdline/console.log" in html
+    assert 'katatest_cell' in (reports / "junit.xml").read_text()
