@@ -7,7 +7,7 @@ APT_PACKAGES=(
   qemu-system-x86 qemu-system-arm qemu-efi-aarch64 qemu-utils
   busybox-static linux-source-6.1 gcc-aarch64-linux-gnu
   build-essential flex bison bc libelf-dev libssl-dev cpio xz-utils
-  e2fsprogs fdisk util-linux procps chromium
+  e2fsprogs fdisk util-linux procps qemu-system-common chromium
 )
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -16,9 +16,18 @@ missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+# The arm64 guest's busybox-static comes from Debian's arm64 archive (apt-get download at asset build time).
+need_update=0
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  echo "katatest setup: enabling the arm64 package architecture (for busybox-static:arm64)"
+  as_root dpkg --add-architecture arm64
+  need_update=1
+fi
+if [ ${#missing[@]} -gt 0 ] || [ "$need_update" = 1 ]; then
+  as_root apt-get update -q
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "katatest setup: installing Debian packages: ${missing[*]}"
-  as_root apt-get update -q
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
