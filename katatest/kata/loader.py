@@ -102,40 +102,29 @@ def _named_tables(doc: dict[str, Any], name: str, keys: dict[str, str], source: 
 # Stage 1: LoadConfiguration
 
 
-def _block_device_driver(h: _Table, ld: _Loading) -> str:
-    value = h["block_device_driver"]
+def _one_of(h: _Table, ld: _Loading, key: str, default: str, allowed: tuple[str, ...] | list[str],
+            what: str) -> str:
+    """A string key whose empty value means ``default`` and whose other values must be ``allowed``."""
+    value = h[key]
     if value == "":
-        return d.DEFAULT_BLOCK_DEVICE_DRIVER
-    if value not in d.BLOCK_DEVICE_DRIVERS:
-        raise ld.fail(
-            h.key("block_device_driver"),
-            f"invalid block storage driver {value!r} (supported: {', '.join(d.BLOCK_DEVICE_DRIVERS)})",
-        )
+        return default
+    if value not in allowed:
+        raise ld.fail(h.key(key), f"invalid {what} {value!r} (supported: {', '.join(allowed)})")
     return value
+
+
+def _block_device_driver(h: _Table, ld: _Loading) -> str:
+    return _one_of(h, ld, "block_device_driver", d.DEFAULT_BLOCK_DEVICE_DRIVER, d.BLOCK_DEVICE_DRIVERS,
+                   "block storage driver")
 
 
 def _block_device_aio(h: _Table, ld: _Loading) -> str:
-    value = h["block_device_aio"]
-    if value == "":
-        return d.DEFAULT_BLOCK_DEVICE_AIO
-    if value not in d.BLOCK_DEVICE_AIOS:
-        raise ld.fail(
-            h.key("block_device_aio"),
-            f"invalid block storage I/O mechanism {value!r} (supported: {', '.join(d.BLOCK_DEVICE_AIOS)})",
-        )
-    return value
+    return _one_of(h, ld, "block_device_aio", d.DEFAULT_BLOCK_DEVICE_AIO, d.BLOCK_DEVICE_AIOS,
+                   "block storage I/O mechanism")
 
 
 def _shared_fs(h: _Table, ld: _Loading) -> str:
-    value = h["shared_fs"]
-    if value == "":
-        return "virtio-fs"
-    if value not in d.SHARED_FS_TYPES:
-        raise ld.fail(
-            h.key("shared_fs"),
-            f"invalid shared file system {value!r} (supported: {', '.join(d.SHARED_FS_TYPES)})",
-        )
-    return value
+    return _one_of(h, ld, "shared_fs", "virtio-fs", d.SHARED_FS_TYPES, "shared file system")
 
 
 def _require_daemon(h: _Table, ld: _Loading, shared_fs: str) -> None:
