@@ -38,7 +38,7 @@ def test_broken_expectation_fails_with_console_log_linked(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 1, run.stdout[-2000:] + run.stderr[-2000:]
     summary = json.loads((reports / "summary.json").read_text())
-    cell = summary["cells"]["broken-cmdline"]
+    (cell,) = [c for c in summary["cells"] if c["name"] == "broken-cmdline"]
     assert cell["outcome"] == "failed"
     assert cell["groups"]["cmdline"]["outcome"] == "failed"
     failing = [t for t in summary["tests"] if t["outcome"] == "failed"]
