@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import copy
 import datetime
-import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -336,13 +336,18 @@ def test_raw_toml_parses_or_rejects(data: bytes, arch: str) -> None:
 
 FILE_NAMES = st.sampled_from(["config.toml", "with space.toml", "comma,name.toml", "ünïcödé.toml",
                               "画像.toml", "no-suffix"])
-_TMP = tempfile.TemporaryDirectory(prefix="katatest-prop-")
+
+
+@pytest.fixture(scope="module")
+def file_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory for the config files (pytest removes it; module scope suits hypothesis)."""
+    return tmp_path_factory.mktemp("render-file")
 
 
 @SMALL
-@given(FILE_NAMES, raw_text() | st.just(BASE_TEXT["default"].encode()), st.booleans())
-def test_render_file_renders_or_rejects(name: str, data: bytes, exists: bool) -> None:
-    path = Path(_TMP.name) / name
+@given(name=FILE_NAMES, data=raw_text() | st.just(BASE_TEXT["default"].encode()), exists=st.booleans())
+def test_render_file_renders_or_rejects(file_dir: Path, name: str, data: bytes, exists: bool) -> None:
+    path = file_dir / name
     if exists:
         path.write_bytes(data)
     else:
