@@ -33,7 +33,7 @@ def cmd_boot(args: argparse.Namespace) -> int:
         return 3
     assets = ensure_assets(facts.arch, progress=lambda line: print(f"[assets] {line}", file=sys.stderr),
                            kernel_path=args.kernel, initrd_path=args.initrd, image_path=args.image)
-    accel = accel_verdict(QEMU_BY_ARCH[facts.arch], facts.arch)
+    accel = accel_verdict(QEMU_BY_ARCH[facts.arch], facts.arch, str(assets.kernel))
     print(f"accelerator: {accel.accel} ({accel.reason})", file=sys.stderr)
     command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     command = command or ["cat", "/proc/cmdline"]

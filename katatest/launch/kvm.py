@@ -141,8 +141,8 @@ def accel_verdict(qemu: str, guest_arch: str = "amd64", linux_kernel: str | None
     host = _HOST_ARCH.get(platform.machine(), platform.machine())
     if guest_arch != host:
         return AccelVerdict("tcg", f"cross-arch: {guest_arch} guest on an {host} host")
-    if host != "amd64":
-        return AccelVerdict("tcg", f"no KVM probe for {host} hosts yet")
+    if host not in ("amd64", "arm64"):
+        return AccelVerdict("tcg", f"no KVM probe for {host} hosts")
     if not os.path.exists(qemu):
         raise KatatestError(f"{qemu}: QEMU binary not found")
     linux_kernel = linux_kernel or find_linux_kernel()
@@ -152,7 +152,7 @@ def accel_verdict(qemu: str, guest_arch: str = "amd64", linux_kernel: str | None
             return AccelVerdict(**json.loads(path.read_text()))
         except (ValueError, TypeError, OSError):
             pass
-    verdict = probe_kvm(qemu, linux_kernel)
+    verdict = probe_kvm(qemu, linux_kernel) if host == "amd64" else probe_kvm_arm64(qemu, linux_kernel)
     if path is not None:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         try:
@@ -161,3 +161,24 @@ def accel_verdict(qemu: str, guest_arch: str = "amd64", linux_kernel: str | None
         except OSError:
             pass  # a read-only cache only costs a probe next time
     return verdict
+
+
+def _probe_argv_arm64(qemu: str, accel: str, kernel: str, mem: str = "256M") -> list[str]:
+    machine = "virt,accel=kvm,gic-version=host" if accel == "kvm" else "virt,accel=tcg,gic-version=max"
+    return [qemu, "-machine", machine, "-cpu", "host" if accel == "kvm" else "max", "-m", mem, "-nodefaults",
+            "-display", "none", "-no-user-config", "-serial", "stdio", "-kernel", kernel, "-no-reboot",
+            "-append", "console=ttyAMA0 earlycon panic=-1"]
+
+
+def probe_kvm_arm64(qemu: str, linux_kernel: str | None, timeout: float = PROBE_TIMEOUT) -> AccelVerdict:
+    """arm64 hosts: KVM only if a Linux kernel starts under it (KVM and TCG timed in the same run)."""
+    if not os.path.exists("/dev/kvm"):
+        return AccelVerdict("tcg", "/dev/kvm does not exist")
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return AccelVerdict("tcg", "/dev/kvm is not accessible to this user")
+    if not linux_kernel:
+        return AccelVerdict("tcg", "no arm64 Linux kernel to probe KVM with (build the assets first)")
+    kvm = _run(_probe_argv_arm64(qemu, "kvm", linux_kernel), timeout, b"Linux version", None)
+    if not kvm.ok:
+        return AccelVerdict("tcg", f"Linux ({os.path.basename(linux_kernel)}) under KVM: {kvm.detail}")
+    return AccelVerdict("kvm", f"Linux started under KVM in {kvm.seconds:.2f} s")
