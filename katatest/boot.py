@@ -95,6 +95,31 @@ def check_bootable(rendered: Rendered, host: HostFacts, target: HostFacts) -> No
     if not shutil.which(rendered.binary):
         raise VmmMissing(f"{rendered.binary} not installed (hypervisor.qemu.path): install QEMU "
                          "or point path at its binary")
+    hugepages = hugepages_shortfall(values(rendered.argv))
+    if hugepages:
+        raise CannotBoot(hugepages)
+
+
+def hugepages_shortfall(argv: list[str], mounts: str = "/proc/mounts", meminfo: str = "/proc/meminfo") -> str:
+    """Why this host cannot back the guest RAM with /dev/hugepages ('' when it can)."""
+    if not any("mem-path=/dev/hugepages" in a for a in argv):
+        return ""
+    try:
+        with open(mounts) as fh:
+            mounted = any(line.split()[1:3] == ["/dev/hugepages", "hugetlbfs"] for line in fh)
+        with open(meminfo) as fh:
+            info = dict(line.split(":", 1) for line in fh if ":" in line)
+    except OSError as err:
+        return f"cannot inspect huge pages: {err}"
+    if not mounted:
+        return "hugepages asked for, but /dev/hugepages is not a hugetlbfs mount on this host"
+    page_kib = int(info.get("Hugepagesize", "2048 kB").split()[0])
+    free_mib = int(info.get("HugePages_Free", "0").split()[0]) * page_kib // 1024
+    size = argv[argv.index("-m") + 1].split(",")[0] if "-m" in argv else "0M"
+    wanted_mib = int(size[:-1]) if size.endswith("M") else 0
+    if free_mib < wanted_mib:
+        return f"hugepages asked for, but only {free_mib} MiB of huge pages are free (need {wanted_mib} MiB)"
+    return ""
 
 
 def _assets_dict(assets: GuestAssets | None) -> dict | None:

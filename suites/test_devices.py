@@ -20,6 +20,8 @@ PCI_LIST = ("for d in /sys/bus/pci/devices/*; do echo \"${d##*/} $(cat $d/vendor
 @pytest.fixture(scope="session")
 def guest_pci(guest) -> dict[str, str]:
     """BDF -> vendor:device of every PCI function the guest sees."""
+    if _machine(guest) == "microvm":
+        pytest.skip("microvm has no PCI bus: its virtio-mmio devices are checked by test_virtio_mmio")
     out = {}
     for line in guest.host.check_output(PCI_LIST).splitlines():
         bdf, vendor, device = line.split()
@@ -161,3 +163,13 @@ def test_memory_backends_match_qmp_query_memdev(guest):
         assert memdev["size"] == expected
         assert memdev["share"] == (fields.get("share") == "on")
         assert memdev["prealloc"] == (fields.get("prealloc") == "on")
+
+
+def test_virtio_mmio(guest):
+    """microvm: one virtio-mmio device in the guest per generated virtio ``*-device``."""
+    if _machine(guest) != "microvm":
+        pytest.skip("PCI machine: devices are checked through PCI")
+    wanted = [d for d in options(guest.plan.argv, "-device")
+              if props(d)[""].endswith("-device") and props(d)[""].startswith(("virtio-", "vhost-"))]
+    present = guest.host.run("ls /sys/bus/virtio/devices 2>/dev/null").stdout.split()
+    assert len(present) == len(wanted), (present, wanted)

@@ -71,3 +71,18 @@ def test_cell_dimensions_reach_the_config():
     sev = MATRIX.cells["amd64-sev"]
     assert cell_document(sev)["hypervisor"]["qemu"]["confidential_guest"] is True
     assert cell_facts(sev, parse_flags("")[0]).guest_protection == "sev"
+
+
+def test_hugepages_shortfall_explains_itself(tmp_path):
+    from katatest.boot import hugepages_shortfall
+
+    argv = ["qemu", "-m", "2048M,slots=10", "-object", "memory-backend-file,id=dimm1,mem-path=/dev/hugepages"]
+    mounts, meminfo = tmp_path / "mounts", tmp_path / "meminfo"
+    mounts.write_text("none /dev/hugepages tmpfs rw 0 0\n")
+    meminfo.write_text("HugePages_Free: 0\nHugepagesize: 2048 kB\n")
+    assert "not a hugetlbfs mount" in hugepages_shortfall(argv, str(mounts), str(meminfo))
+    mounts.write_text("hugetlbfs /dev/hugepages hugetlbfs rw 0 0\n")
+    assert "only 0 MiB" in hugepages_shortfall(argv, str(mounts), str(meminfo))
+    meminfo.write_text("HugePages_Free: 1024\nHugepagesize: 2048 kB\n")
+    assert hugepages_shortfall(argv, str(mounts), str(meminfo)) == ""
+    assert hugepages_shortfall(["qemu", "-m", "2048M"], str(mounts), str(meminfo)) == ""
