@@ -36,6 +36,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print(f"/dev/vhost-vsock: {'present' if os.path.exists('/dev/vhost-vsock') else 'absent (vsock dropped)'}")
     print(f"/dev/log: {'present' if os.path.exists('/dev/log') else 'absent (virtiofsd --syslog dropped)'}")
     print(f"supervision: {supervisor_mode()}")
+    _print_assets()
     for path in args.argv_file or []:
         findings = plan_findings(read_argv_file(path))
         print(f"{path}: " + ("no findings" if not findings else ""))
@@ -44,6 +45,20 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if args.sweep:
         print(f"sweep: {sweep().summary()}")
     return 0
+
+
+def _print_assets() -> None:
+    """The guest asset cache, per architecture (built, missing, corrupt or overridden)."""
+    from katatest.assets.cache import asset_status, cache_root
+    from katatest.errors import KatatestError
+
+    try:
+        print(f"asset cache: {cache_root()}")
+        for arch in ("amd64", "arm64"):
+            states = ", ".join(f"{s.name} {s.state}" for s in asset_status(arch))
+            print(f"  {arch}: {states}")
+    except KatatestError as err:
+        print(f"asset cache: unusable: {err}")
 
 
 def register_doctor(sub: argparse._SubParsersAction) -> None:
