@@ -49,3 +49,34 @@ def test_broken_expectation_fails_with_console_log_linked(tmp_path):
     html = (reports / "matrix.html").read_text()
     assert "cells/broken-cmdline/console.log" in html
     assert 'katatest_cell' in (reports / "junit.xml").read_text()
+
+
+BAD_ARGV_MATRIX = """
+[matrices]
+default = ["bogus-machine-option"]
+
+[cell.bogus-machine-option]
+arch = "amd64"
+rootfs = "initrd"
+shared_fs = "virtio-9p"
+block_driver = "virtio-blk"
+set = { "hypervisor.qemu.machine_accelerators" = "bogus-prop=1" }
+"""
+
+
+@pytest.mark.boot
+def test_argv_qemu_refuses_is_an_error_not_a_skip(tmp_path):
+    """Only known Kata-vs-QEMU gaps become skipped findings; a config QEMU refuses otherwise errors."""
+    matrix = tmp_path / "bad.toml"
+    matrix.write_text(BAD_ARGV_MATRIX)
+    reports = tmp_path / "reports"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "suites/test_cmdline.py", "-p", "no:cacheprovider", "-q",
+         "--katatest-matrix", str(matrix), "--katatest-reports", str(reports)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 1, run.stdout[-2000:]
+    summary = json.loads((reports / "summary.json").read_text())
+    (cell,) = summary["cells"]
+    assert cell["outcome"] == "error"
+    assert "bogus-prop" in cell["groups"]["cmdline"]["message"]
+    assert (reports / "cells" / "bogus-machine-option" / "qemu-stderr.log").is_file()
