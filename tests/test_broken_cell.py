@@ -80,3 +80,20 @@ def test_argv_qemu_refuses_is_an_error_not_a_skip(tmp_path):
     assert cell["outcome"] == "error"
     assert "bogus-prop" in cell["groups"]["cmdline"]["message"]
     assert (reports / "cells" / "bogus-machine-option" / "qemu-stderr.log").is_file()
+
+
+@pytest.mark.boot
+def test_installed_kata_config_is_the_base_of_host_arch_cells(tmp_path):
+    """--kata-config: the installed config's keys reach the booted amd64 guest; arm64 cells keep Kata's own."""
+    installed = tmp_path / "configuration-qemu.toml"
+    shipped = (ROOT / "katatest" / "data" / "base" / "configuration-qemu-amd64.toml").read_text()
+    installed.write_text(shipped.replace('kernel_params = ""', 'kernel_params = "katatest.installed=1"'))
+    reports = tmp_path / "reports"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "suites/test_cmdline.py", "-p", "no:cacheprovider", "-q",
+         "-k", "amd64-initrd-9p-blk or arm64-initrd", "--kata-config", str(installed),
+         "--katatest-reports", str(reports)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert "katatest.installed=1" in (reports / "cells" / "amd64-initrd-9p-blk" / "argv.txt").read_text()
+    assert "katatest.installed=1" not in (reports / "cells" / "arm64-initrd" / "argv.txt").read_text()
