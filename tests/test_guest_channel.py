@@ -266,3 +266,22 @@ def test_kernel_panic_fails_fast_with_console_tail(tmp_path):
     with pytest.raises(GuestPanic, match="Attempted to kill init"), booted(
             "amd64", "initrd", tmp_path, extra="rdinit=/bin/false"):
         pass
+
+
+def test_lost_begin_marker_is_recovered_only_when_the_counts_prove_it():
+    """QEMU's virtconsole may drop a whole console line; a lost KTBEGIN costs nothing if sizes check out."""
+    full = _response("abc", b"hello\n", b"", 0)
+    assert parse_response("abc", full.replace(b"KTBEGIN abc\n", b"")) == CommandResult(0, b"hello\n", b"")
+    empty = _response("abd", b"", b"", 0)
+    assert parse_response("abd", empty.replace(b"KTBEGIN abd\n", b"")) == CommandResult(0, b"", b"")
+    truncated = full.replace(b"KTBEGIN abc\n", b"").replace(b"aGVsbG8K", b"aGVs")
+    with pytest.raises(ValueError, match="markers missing"):
+        parse_response("abc", truncated)
+    with pytest.raises(ValueError, match="markers missing"):
+        parse_response("abc", full.replace(b"\nKTSEP abc\n", b"\n"))
+
+
+def test_lost_begin_marker_multi_line_output():
+    out = bytes(range(256)) * 2
+    text = b"KTEND prev 0 0 0\n" + _response("abc", out, b"e", 1)
+    assert parse_response("abc", text.replace(b"KTBEGIN abc\n", b"")) == CommandResult(1, out, b"e")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 READY_RE = re.compile(rb"KATATEST-READY v1 console=(\S+)\r?\n")
 PANIC_MARKERS = (b"Kernel panic - not syncing", b"end Kernel panic")
 _B64_LINE = re.compile(rb"^[A-Za-z0-9+/=]*$")
+B64_WIDTH = 76
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,28 @@ def _decode_block(block: bytes) -> bytes:
     return base64.b64decode(b"".join(ln for ln in lines if ln and _B64_LINE.match(ln)))
 
 
+def _trailing_block(text: bytes, expected: int) -> bytes | None:
+    """The shortest run of base64 lines ending ``text`` that decodes to exactly ``expected`` bytes."""
+    if expected == 0:
+        return b""
+    block: list[bytes] = []
+    for line in reversed(text.split(b"\n")):
+        stripped = line.strip(b"\r ")
+        if not stripped:
+            continue
+        # busybox base64 wraps at 76 columns: only the block's last line may be shorter
+        if not _B64_LINE.match(stripped) or (block and len(stripped) != B64_WIDTH) or len(stripped) > B64_WIDTH:
+            return None
+        block.insert(0, stripped)
+        try:
+            data = base64.b64decode(b"".join(block))
+        except ValueError:
+            continue
+        if len(data) >= expected:
+            return data if len(data) == expected else None
+    return None
+
+
 def parse_response(request_id: str, text: bytes) -> CommandResult | None:
     """The result if ``text`` holds the complete response to ``request_id``, else None.
 
@@ -86,11 +109,18 @@ def parse_response(request_id: str, text: bytes) -> CommandResult | None:
     rid = request_id.encode()
     begin = text.rfind(b"KTBEGIN " + rid + b"\n", 0, end.start())
     sep = text.rfind(b"\nKTSEP " + rid + b"\n", 0, end.start())
-    if begin < 0 or sep < begin:
-        raise ValueError(f"response {request_id}: markers missing or out of order")
-    stdout = _decode_block(text[begin + len(rid) + 9: sep])
-    stderr = _decode_block(text[sep + len(rid) + 8: end.start()])
     status, n_out, n_err = (int(g) for g in end.groups())
+    if sep < 0:
+        raise ValueError(f"response {request_id}: markers missing or out of order")
+    if begin < 0 or sep < begin:
+        # QEMU's virtconsole drops console output it cannot write at once: a lost KTBEGIN line is
+        # recoverable when the byte count proves the stdout lines just before KTSEP are all of it.
+        stdout = _trailing_block(text[:sep], n_out)
+        if stdout is None:
+            raise ValueError(f"response {request_id}: markers missing or out of order")
+    else:
+        stdout = _decode_block(text[begin + len(rid) + 9: sep])
+    stderr = _decode_block(text[sep + len(rid) + 8: end.start()])
     if (len(stdout), len(stderr)) != (n_out, n_err):
         raise ValueError(f"response {request_id}: got {len(stdout)}/{len(stderr)} bytes of stdout/stderr, "
                          f"guest sent {n_out}/{n_err}")
