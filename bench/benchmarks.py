@@ -95,11 +95,12 @@ def boot_to_ready() -> dict:
     from katatest.launch.kvm import accel_verdict
     from katatest.matrix.cell_config import cell_document, cell_facts
     from katatest.matrix.model import load_matrix
+    from katatest.qemu.arch import QEMU_PATHS
 
     cell = load_matrix().cells["amd64-initrd-9p-blk"]
     host = detect()
     assets = ensure_assets("amd64")
-    accel = accel_verdict("/usr/bin/qemu-system-x86_64")
+    accel = accel_verdict(QEMU_PATHS["amd64"], "amd64", str(assets.kernel))
     harness, bare = [], []
     for _ in range(3):
         bare.append(_bare_boot_seconds(str(assets.kernel), str(assets.initrd)))

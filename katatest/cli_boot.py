@@ -13,10 +13,9 @@ from katatest.boot import CannotBoot, VmmMissing, boot_guest, check_bootable
 from katatest.cli_facts import add_fact_flags, facts_from_args
 from katatest.hostfacts import detect
 from katatest.launch.kvm import accel_verdict
+from katatest.qemu.arch import QEMU_PATHS
 from katatest.render import render_doc
 from katatest.tomlconf import load_toml
-
-QEMU_BY_ARCH = {"amd64": "/usr/bin/qemu-system-x86_64", "arm64": "/usr/bin/qemu-system-aarch64"}
 
 
 def cmd_boot(args: argparse.Namespace) -> int:
@@ -33,7 +32,7 @@ def cmd_boot(args: argparse.Namespace) -> int:
         return 3
     assets = ensure_assets(facts.arch, progress=lambda line: print(f"[assets] {line}", file=sys.stderr),
                            kernel_path=args.kernel, initrd_path=args.initrd, image_path=args.image)
-    accel = accel_verdict(QEMU_BY_ARCH[facts.arch], facts.arch, str(assets.kernel))
+    accel = accel_verdict(QEMU_PATHS[facts.arch], facts.arch, str(assets.kernel))
     print(f"accelerator: {accel.accel} ({accel.reason})", file=sys.stderr)
     command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     command = command or ["cat", "/proc/cmdline"]

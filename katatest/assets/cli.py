@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from katatest import cli_more
 from katatest.assets.cache import ARCHES, asset_status, cache_root, clean, ensure_assets, writable_cache_dir
 
 
@@ -42,6 +41,3 @@ def register_assets(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", choices=(*ARCHES, "all"), default="amd64", help="guest architecture (amd64)")
     p.set_defaults(handler=cmd_assets)
 
-
-if register_assets not in cli_more.REGISTRARS:
-    cli_more.REGISTRARS.append(register_assets)

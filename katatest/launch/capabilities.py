@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from katatest.launch.plan import option_values, props
+from katatest.qemu.arch import QEMU_PATHS
 
 
 @dataclass(frozen=True)
@@ -128,4 +129,4 @@ def refusal_findings(stderr: str) -> list[QemuLacks]:
 
 def installed_qemus() -> list[str]:
     """The QEMU system emulators katatest can use that exist on this host."""
-    return [p for p in ("/usr/bin/qemu-system-x86_64", "/usr/bin/qemu-system-aarch64") if os.access(p, os.X_OK)]
+    return [p for p in QEMU_PATHS.values() if os.access(p, os.X_OK)]

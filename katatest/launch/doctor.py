@@ -10,8 +10,9 @@ from katatest.launch.kvm import accel_verdict
 from katatest.launch.plan import VIRTIOFSD_LOCATIONS, read_argv_file
 from katatest.launch.sweep import sweep
 from katatest.launch.vm import supervisor_mode
+from katatest.qemu.arch import QEMU_PATHS
 
-_ARCH_OF = {"qemu-system-x86_64": "amd64", "qemu-system-aarch64": "arm64"}
+_ARCH_OF = {path: arch for arch, path in QEMU_PATHS.items()}
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -20,7 +21,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print("qemu: none of qemu-system-x86_64 / qemu-system-aarch64 is installed")
     for binary in qemus:
         caps = qemu_caps(binary)
-        arch = _ARCH_OF.get(os.path.basename(binary), "amd64")
+        arch = _ARCH_OF.get(binary, "amd64")
         verdict = accel_verdict(binary, arch, use_cache=not args.reprobe)
         print(f"{binary}: {caps.version}")
         print(f"  {arch} guests: accel={verdict.accel} ({verdict.reason})")

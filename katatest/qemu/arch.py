@@ -26,6 +26,7 @@ SYSTEMD_NON_DEBUG = (Param("systemd.show_status", "false"),)
 SYSTEMD_DEBUG = (Param("systemd.show_status", "true"), Param("systemd.log_level", "debug"))
 
 Sources = tuple[str, ...]
+QEMU_PATHS = {"amd64": "/usr/bin/qemu-system-x86_64", "arm64": "/usr/bin/qemu-system-aarch64"}  # Kata's defaults
 
 
 @dataclass
@@ -99,7 +100,7 @@ def new_arch(arch: str, hv: HypervisorConfig, guest_protection: str, src) -> Qem
         params.extend(base, ("kata.amd64_kernel_params",))
         if hv.iommu:
             params.extend([Param("intel_iommu", "on"), Param("iommu", "pt")], src("iommu"))
-        q = QemuArch("amd64", "/usr/bin/qemu-system-x86_64", Machine(machine_type, options, msrc), params,
+        q = QemuArch("amd64", QEMU_PATHS["amd64"], Machine(machine_type, options, msrc), params,
                      KernelParamList(), KernelParamList(), hv.disable_image_nvdimm, nvdimm_readonly=True,
                      transport=MMIO if machine_type == "microvm" else PCI)
         if hv.confidential_guest:
@@ -114,7 +115,7 @@ def new_arch(arch: str, hv: HypervisorConfig, guest_protection: str, src) -> Qem
             raise ConfigError("hypervisor.qemu.machine_type", f"unrecognised machinetype: {machine_type}")
         params = KernelParamList()
         params.extend(ARM64_KERNEL_PARAMS, ("kata.arm64_kernel_params",))
-        q = QemuArch("arm64", "/usr/bin/qemu-system-aarch64",
+        q = QemuArch("arm64", QEMU_PATHS["arm64"],
                      Machine("virt", "usb=off,accel=kvm,gic-version=host", msrc), params,
                      KernelParamList(), KernelParamList(), hv.disable_image_nvdimm, nvdimm_readonly=False)
     q.non_debug.extend([Param("quiet")], src("debug"))

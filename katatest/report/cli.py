@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from katatest import cli_more
 from katatest.errors import KatatestError
 from katatest.report import html
 from katatest.report.merge import MATRIX, merge_dirs
@@ -50,6 +49,3 @@ def register_report(sub: argparse._SubParsersAction) -> None:
     h.add_argument("-o", "--output", metavar="OUT.html", help="default: matrix.html next to the summary")
     h.set_defaults(handler=cmd_html)
 
-
-if register_report not in cli_more.REGISTRARS:
-    cli_more.REGISTRARS.append(register_report)
