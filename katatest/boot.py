@@ -12,7 +12,6 @@ import secrets
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from katatest.argv import values
@@ -165,9 +164,7 @@ def boot_guest(document: dict[str, Any], facts: HostFacts, *, host: HostFacts, a
             channel.close()
         if vm is not None:
             vm.stop()
-        else:
-            shutil.rmtree(runtime_dir, ignore_errors=True)
-        shutil.rmtree(runtime_dir, ignore_errors=True)
+        shutil.rmtree(runtime_dir, ignore_errors=True)  # also when the VM never started
 
 
 GUEST_INIT_PATHS = ("/init", "/sbin/init")
@@ -183,16 +180,3 @@ def _mount_like_the_agent(booted: BootedGuest, hv) -> None:
               + "; ".join(f"[ -x {p} ] && exec {p} mount-shared {hv.msize9p}" for p in GUEST_INIT_PATHS))
     booted.channel.run(script)
     booted.notes.append(f"9p remounted with msize={hv.msize9p} (as the agent would)")
-
-
-def copy_artifacts(vm: VirtualMachine, dest: Path) -> list[Path]:
-    """Copy a VM's artifacts (argv, overrides, logs) into ``dest``."""
-    dest.mkdir(parents=True, exist_ok=True)
-    copied = []
-    if vm.artifacts_dir and vm.artifacts_dir.is_dir():
-        for path in sorted(vm.artifacts_dir.iterdir()):
-            if path.is_file():
-                target = dest / path.name
-                shutil.copyfile(path, target)
-                copied.append(target)
-    return copied

@@ -4,24 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from katatest.launch.plan import option_values as options
+from katatest.launch.plan import props
+
 SHARED_MOUNT_POINT = "/run/kata-containers/shared/containers"
 
 
-def options(argv: list[str], flag: str) -> list[str]:
-    """Every value given to ``flag`` in ``argv``."""
-    return [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == flag]
-
-
-def props(value: str) -> dict[str, str]:
-    """``driver,key=value,...`` -> {"": driver, key: value}."""
-    out: dict[str, str] = {}
-    for index, part in enumerate(value.split(",")):
-        key, sep, val = part.partition("=")
-        if index == 0 and not sep:
-            out[""] = key
-        else:
-            out[key] = val
-    return out
+def machine_type(argv: list[str]) -> str:
+    """The machine type of the first ``-machine`` (q35, microvm, virt)."""
+    return props(options(argv, "-machine")[0])[""]
 
 
 def cmdline_params(cmdline: str) -> dict[str, str]:

@@ -8,7 +8,9 @@ import pytest
 
 from katatest.checks import (
     MACHINE_PCI_DEVICES,
+    VIRTIO_PCI_IDS,
     has_virtio_modern_capability,
+    machine_type,
     options,
     pci_devices_from_argv,
     props,
@@ -20,7 +22,7 @@ PCI_LIST = ("for d in /sys/bus/pci/devices/*; do echo \"${d##*/} $(cat $d/vendor
 @pytest.fixture(scope="session")
 def guest_pci(guest) -> dict[str, str]:
     """BDF -> vendor:device of every PCI function the guest sees."""
-    if _machine(guest) == "microvm":
+    if machine_type(guest.plan.argv) == "microvm":
         pytest.skip("microvm has no PCI bus: its virtio-mmio devices are checked by test_virtio_mmio")
     out = {}
     for line in guest.host.check_output(PCI_LIST).splitlines():
@@ -29,14 +31,10 @@ def guest_pci(guest) -> dict[str, str]:
     return out
 
 
-def _machine(guest) -> str:
-    return props(options(guest.plan.argv, "-machine")[0])[""]
-
-
 def test_every_pci_device_is_accounted_for(guest, guest_pci):
     """The guest's PCI functions are exactly the machine's built-ins plus the launched argv's devices."""
     remaining = Counter(guest_pci.values())
-    for vendor, device in MACHINE_PCI_DEVICES[_machine(guest)]:
+    for vendor, device in MACHINE_PCI_DEVICES[machine_type(guest.plan.argv)]:
         assert remaining[f"{vendor}:{device}"] > 0, f"machine built-in {vendor}:{device} missing"
         remaining[f"{vendor}:{device}"] -= 1
     missing = []
@@ -69,10 +67,9 @@ def test_transitional_or_modern_as_disable_modern_says(guest, guest_pci):
         fields = props(value)
         if "disable-modern" not in fields or not fields[""].endswith("-pci"):
             continue
-        family = {"virtio-serial-pci": ("1003", "1043"), "virtio-scsi-pci": ("1004", "1048"),
-                  "virtio-blk-pci": ("1001", "1042"), "virtio-9p-pci": ("1009", "1049")}.get(fields[""])
-        if family is None:
+        if fields[""] not in VIRTIO_PCI_IDS:
             continue
+        family = [device for device in VIRTIO_PCI_IDS[fields[""]] if device]
         bdfs = [b for b, ident in guest_pci.items() if ident.split(":")[1] in family]
         assert bdfs, f"{fields['']} not found"
         config = guest.host.run(f"cat /sys/bus/pci/devices/{bdfs[0]}/config").stdout_bytes
@@ -167,7 +164,7 @@ def test_memory_backends_match_qmp_query_memdev(guest):
 
 def test_virtio_mmio(guest):
     """microvm: one virtio-mmio device in the guest per generated virtio ``*-device``."""
-    if _machine(guest) != "microvm":
+    if machine_type(guest.plan.argv) != "microvm":
         pytest.skip("PCI machine: devices are checked through PCI")
     wanted = [d for d in options(guest.plan.argv, "-device")
               if props(d)[""].endswith("-device") and props(d)[""].startswith(("virtio-", "vhost-"))]

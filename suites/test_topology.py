@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from katatest.checks import cmdline_params, cpu_list_count, memory_mib, options, props, smp
+from katatest.checks import cmdline_params, cpu_list_count, machine_type, memory_mib, options, props, smp
 
 
 def _read_int(guest, path: str) -> int:
@@ -27,7 +27,7 @@ def test_possible_cpus_follow_maxcpus_and_nr_cpus(guest):
     nr_cpus = int(cmdline_params(guest.generated_option("-append")[0]).get("nr_cpus", topology["maxcpus"]))
     expected = min(topology["maxcpus"], nr_cpus)
     possible = _read_int(guest, "/sys/devices/system/cpu/possible")
-    if props(options(guest.plan.argv, "-machine")[0])[""] == "virt":
+    if machine_type(guest.plan.argv) == "virt":
         # QEMU 7.2's arm64 virt has no vCPU hotplug: the firmware tables may describe only the present vCPUs.
         assert min(topology["cpus"], nr_cpus) <= possible <= expected
     else:
@@ -57,7 +57,7 @@ def test_hotplug_cpu(guest, cell):
         pytest.skip("no free vCPU slot (maxcpus == cpus)")
     if cell.arch == "arm64":
         pytest.skip("QEMU 7.2's arm64 virt machine has no vCPU hotplug (query-hotpluggable-cpus disabled)")
-    if props(options(guest.plan.argv, "-machine")[0])[""] == "microvm":
+    if machine_type(guest.plan.argv) == "microvm":
         pytest.skip("microvm has no vCPU hotplug (query-hotpluggable-cpus disabled)")
     before = _read_int(guest, "/sys/devices/system/cpu/online")
     slots = [s for s in guest.vm.qmp.execute("query-hotpluggable-cpus") if "qom-path" not in s]
@@ -86,7 +86,7 @@ def test_hotplug_memory_dimm(guest, cell):
     """Kata's hotplugAddMemory: a memory backend object plus a pc-dimm; the guest onlines the new blocks."""
     if cell.arch == "arm64" and "-bios" not in guest.plan.argv:
         pytest.skip("arm64 virt memory hotplug needs the ACPI GED, i.e. UEFI firmware")
-    if cell.protection != "none" or props(options(guest.plan.argv, "-machine")[0])[""] == "microvm":
+    if cell.protection != "none" or machine_type(guest.plan.argv) == "microvm":
         pytest.skip("Kata does not hotplug memory for this machine/protection")
     def memtotal() -> int:
         return int(guest.host.check_output("grep MemTotal /proc/meminfo").split()[1]) // 1024
@@ -104,7 +104,7 @@ def test_hotplug_block_device(guest):
     bridges = [props(d) for d in options(guest.plan.argv, "-device") if d.startswith("pci-bridge")]
     if not bridges:
         pytest.skip("no PCI bridge to hotplug into (default_bridges = 0 or microvm)")
-    if props(options(guest.plan.argv, "-machine")[0])[""] == "virt":
+    if machine_type(guest.plan.argv) == "virt":
         pytest.skip("QEMU 7.2 finding: Bus 'pci-bridge-0' does not support hotplugging on arm64 virt "
                     "(shpc=off and no ACPI PCI hotplug there)")
     fd, path = tempfile.mkstemp(prefix="katatest-hotplug-", suffix=".img")

@@ -12,6 +12,21 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+def run_suites(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, Path]:
+    """``pytest suites/test_cmdline.py ARGS`` in its own session, with its own reports dir."""
+    reports = tmp_path / "reports"
+    run = subprocess.run([sys.executable, "-m", "pytest", "suites/test_cmdline.py", "-p", "no:cacheprovider", "-q",
+                          "--katatest-reports", str(reports), *args],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return run, reports
+
+
+def write_matrix(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "matrix.toml"
+    path.write_text(text)
+    return str(path)
+
+
 MATRIX = """
 [matrices]
 default = ["broken-cmdline"]
@@ -29,14 +44,8 @@ expect = { cmdline_extra = "katatest.broken=1" }
 
 @pytest.mark.boot
 def test_broken_expectation_fails_with_console_log_linked(tmp_path):
-    matrix = tmp_path / "broken.toml"
-    matrix.write_text(MATRIX)
-    reports = tmp_path / "reports"
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "suites/test_cmdline.py", "-p", "no:cacheprovider", "-q",
-         "--katatest-matrix", str(matrix), "--katatest-reports", str(reports),
-         "--junitxml", str(reports / "junit.xml")],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    run, reports = run_suites(tmp_path, "--katatest-matrix", write_matrix(tmp_path, MATRIX),
+                              "--junitxml", str(tmp_path / "reports" / "junit.xml"))
     assert run.returncode == 1, run.stdout[-2000:] + run.stderr[-2000:]
     summary = json.loads((reports / "summary.json").read_text())
     (cell,) = [c for c in summary["cells"] if c["name"] == "broken-cmdline"]
@@ -44,7 +53,8 @@ def test_broken_expectation_fails_with_console_log_linked(tmp_path):
     assert cell["groups"]["cmdline"]["outcome"] == "failed"
     failing = [t for t in summary["tests"] if t["outcome"] == "failed"]
     assert [t["nodeid"].split("::")[1].split("[")[0] for t in failing] == ["test_guest_cmdline_equals_generated_append"]
-    assert "katatest.broken=1" in failing[0]["message"] or "assert" in failing[0]["message"]
+    assert failing[0]["message"].startswith("AssertionError"), failing[0]["message"]
+    assert "katatest.broken=1" in run.stdout, "the failure output shows the injected parameter"
     console = reports / "cells" / "broken-cmdline" / "console.log"
     assert console.is_file() and "KATATEST-READY" in console.read_text(errors="replace")
     html = (reports / "matrix.html").read_text()
@@ -68,13 +78,7 @@ set = { "hypervisor.qemu.machine_accelerators" = "bogus-prop=1" }
 @pytest.mark.boot
 def test_argv_qemu_refuses_is_an_error_not_a_skip(tmp_path):
     """Only known Kata-vs-QEMU gaps become skipped findings; a config QEMU refuses otherwise errors."""
-    matrix = tmp_path / "bad.toml"
-    matrix.write_text(BAD_ARGV_MATRIX)
-    reports = tmp_path / "reports"
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "suites/test_cmdline.py", "-p", "no:cacheprovider", "-q",
-         "--katatest-matrix", str(matrix), "--katatest-reports", str(reports)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    run, reports = run_suites(tmp_path, "--katatest-matrix", write_matrix(tmp_path, BAD_ARGV_MATRIX))
     assert run.returncode == 1, run.stdout[-2000:]
     summary = json.loads((reports / "summary.json").read_text())
     (cell,) = summary["cells"]
@@ -91,12 +95,7 @@ def test_installed_kata_config_is_the_base_of_host_arch_cells(tmp_path):
     installed = tmp_path / "configuration-qemu.toml"
     shipped = (ROOT / "katatest" / "data" / "base" / "configuration-qemu-amd64.toml").read_text()
     installed.write_text(shipped.replace('kernel_params = ""', 'kernel_params = "katatest.installed=1"'))
-    reports = tmp_path / "reports"
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "suites/test_cmdline.py", "-p", "no:cacheprovider", "-q",
-         "-k", "amd64-initrd-9p-blk or arm64-initrd", "--kata-config", str(installed),
-         "--katatest-reports", str(reports)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    run, reports = run_suites(tmp_path, "-k", "amd64-initrd-9p-blk or arm64-initrd", "--kata-config", str(installed))
     assert run.returncode == 0, run.stdout[-2000:]
     assert "katatest.installed=1" in (reports / "cells" / "amd64-initrd-9p-blk" / "argv.txt").read_text()
     assert "katatest.installed=1" not in (reports / "cells" / "arm64-initrd" / "argv.txt").read_text()

@@ -6,12 +6,12 @@ import functools
 import hashlib
 import json
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from katatest.assets.errors import AssetError
+from katatest.assets.progress import run_tool
 
 HOST_BUSYBOX = Path("/bin/busybox")
 APT_LISTS = Path("/var/lib/apt/lists")
@@ -30,13 +30,7 @@ class Busybox:
 
 
 def _run(cmd: list[str]) -> str:
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        raise AssetError(f"`{cmd[0]}` not found (is this a Debian system?)") from None
-    if out.returncode != 0:
-        raise AssetError(f"`{' '.join(cmd)}` failed: {(out.stderr or out.stdout).strip()[:300]}")
-    return out.stdout
+    return run_tool(cmd, "is this a Debian system?")
 
 
 def elf_machine(path: Path) -> int:

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import shutil
 import struct
-import subprocess
 import tempfile
 from pathlib import Path
 
-from katatest.assets.errors import AssetError
+from katatest.assets.progress import run_tool
 from katatest.assets.tree import TreeEntry, materialize
 
 MiB = 1 << 20
@@ -61,12 +60,7 @@ def round_up(n: int, multiple: int) -> int:
 
 
 def _run(cmd: list[str], stdin: str | None = None) -> None:
-    try:
-        out = subprocess.run(cmd, input=stdin, capture_output=True, text=True)
-    except FileNotFoundError:
-        raise AssetError(f"`{cmd[0]}` not found (apt-get install e2fsprogs fdisk)") from None
-    if out.returncode != 0:
-        raise AssetError(f"`{' '.join(cmd)}` failed: {(out.stderr or out.stdout).strip()[:300]}")
+    run_tool(cmd, "apt-get install e2fsprogs fdisk", stdin)
 
 
 def mbr_with_partition(disk_size: int, start: int, size: int) -> bytes:

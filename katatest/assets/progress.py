@@ -51,3 +51,14 @@ def run_logged(cmd: Sequence[str], cwd: Path, log_path: Path, progress: Progress
     if rc != 0:
         last = log_tail(log_path, 1).strip()
         raise AssetError(f"{what}: `{' '.join(cmd[:3])}` failed (exit {rc}): {last!r}; full log: {log_path}")
+
+
+def run_tool(cmd: list[str], missing_hint: str, stdin: str | None = None) -> str:
+    """Run a build tool; a missing binary or a failure is one AssetError line (with ``missing_hint``)."""
+    try:
+        out = subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise AssetError(f"`{cmd[0]}` not found ({missing_hint})") from None
+    if out.returncode != 0:
+        raise AssetError(f"`{' '.join(cmd)}` failed: {(out.stderr or out.stdout).strip()[:300]}")
+    return out.stdout
