@@ -81,6 +81,11 @@ class HostFacts:
         return replace(self, **changes)
 
 
+def host_arch() -> str:
+    """This machine's architecture in Kata's names (amd64, arm64), or the raw machine name."""
+    return _MACHINE_TO_ARCH.get(platform.machine(), platform.machine())
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text(errors="replace").strip()
@@ -122,7 +127,7 @@ def detect_sev_bits(root: Path = Path("/")) -> tuple[int, int]:
 
 def detect(root: Path = Path("/")) -> HostFacts:
     """Probe the real host (``root`` lets tests point at a fake sysfs/procfs tree)."""
-    arch = _MACHINE_TO_ARCH.get(platform.machine(), "amd64")
+    arch = host_arch() if host_arch() in ARCHES else "amd64"
     cpuinfo = _read(root / "proc/cpuinfo")
     cpus = sum(1 for line in cpuinfo.splitlines() if line.startswith("processor")) or os.cpu_count() or 1
     mem_mib = 1024

@@ -15,7 +15,6 @@ import glob
 import hashlib
 import json
 import os
-import platform
 import subprocess
 import tempfile
 import time
@@ -23,12 +22,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from katatest.errors import KatatestError
+from katatest.hostfacts import host_arch
 from katatest.launch.probe_kernel import EXIT_STATUS, MARKER, write_probe_kernel
 from katatest.launch.proc import die_with_parent
 
 PROBE_TIMEOUT = 5.0
 ACCELS = ("kvm", "tcg")
-_HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 
 
 @dataclass(frozen=True)
@@ -138,7 +137,7 @@ def accel_verdict(qemu: str, guest_arch: str = "amd64", linux_kernel: str | None
         if forced not in ACCELS:
             raise KatatestError(f"KATATEST_ACCEL: must be kvm or tcg, not {forced!r}")
         return AccelVerdict(forced, "forced by KATATEST_ACCEL")
-    host = _HOST_ARCH.get(platform.machine(), platform.machine())
+    host = host_arch()
     if guest_arch != host:
         return AccelVerdict("tcg", f"cross-arch: {guest_arch} guest on an {host} host")
     if host not in ("amd64", "arm64"):
