@@ -118,6 +118,58 @@ def asset_status_warm() -> dict:
             "assets_status_s": round(seconds, 3)}
 
 
+def _ping_seconds(channel) -> float:
+    """One KTPING/KTPONG round trip: the console's floor (the guest init answers without forking)."""
+    from katatest.guest import protocol
+
+    ping_id = protocol.new_id()
+    pong = protocol.pong_re(ping_id)
+    started = time.perf_counter()
+    channel._buf.clear()
+    channel._send(protocol.ping_line(ping_id), time.monotonic() + 10, "a ping")
+    while not pong.search(channel._buf):
+        channel._receive(0.25)
+    return time.perf_counter() - started
+
+
+def channel_round_trip() -> dict:
+    """Median round trip of `true` over the guest channel (virtconsole and legacy serial), against the
+    bare ping/pong round trip of the same console in the same run (30 of each)."""
+    import tempfile
+
+    from katatest.assets.cache import ensure_assets
+    from katatest.boot import boot_guest
+    from katatest.hostfacts import detect
+    from katatest.launch.kvm import accel_verdict
+    from katatest.matrix.cell_config import cell_document, cell_facts
+    from katatest.matrix.model import load_matrix
+    from katatest.qemu.arch import QEMU_PATHS
+
+    host = detect()
+    assets = ensure_assets("amd64")
+    accel = accel_verdict(QEMU_PATHS["amd64"], "amd64", str(assets.kernel))
+    out: dict = {}
+    for console, name in (("virtconsole", "amd64-initrd-9p-blk"), ("serial", "amd64-legacy-serial")):
+        cell = load_matrix().cells[name]
+        with tempfile.TemporaryDirectory() as run_root, boot_guest(
+                cell_document(cell), cell_facts(cell, host), host=host, assets=assets, accel=accel,
+                run_root=run_root, name="bench") as guest:
+            commands, pings = [], []
+            for _ in range(30):
+                pings.append(_ping_seconds(guest.channel))
+                started = time.perf_counter()
+                guest.channel.run("true")
+                commands.append(time.perf_counter() - started)
+        out[console] = {"command_ms": round(_median(commands) * 1000, 1), "ping_ms": round(_median(pings) * 1000, 1)}
+    v = out["virtconsole"]
+    return {"figure": f"{v['command_ms']:.0f} ms",
+            "note": f"`true` round trip, median of 30 ({accel.accel}): virtconsole {v['command_ms']} ms "
+                    f"(ping {v['ping_ms']} ms), legacy serial {out['serial']['command_ms']} ms "
+                    f"(ping {out['serial']['ping_ms']} ms); before the framed protocol: 57 ms",
+            "channel_rtt_ms": v["command_ms"], "channel_rtt_ratio_to_ping": round(v["command_ms"] / v["ping_ms"], 2),
+            "consoles": out}
+
+
 def matrix_runs() -> dict:
     """Default matrix with -n 2 vs -n 0 (xdist speedup), and QEMU launches vs booted cells."""
     import json
@@ -150,7 +202,8 @@ def matrix_runs() -> dict:
 
 
 ALL = {"render_all_vectors": render_all_vectors, "boot_to_ready": boot_to_ready,
-       "asset_status_warm": asset_status_warm, "matrix_runs": matrix_runs}
+       "asset_status_warm": asset_status_warm, "matrix_runs": matrix_runs,
+       "channel_round_trip": channel_round_trip}
 
 # benchmark -> the keys it contributes to the top level of reports/bench.json
 HEADLINE_KEYS = {
@@ -158,6 +211,7 @@ HEADLINE_KEYS = {
     "boot_to_ready": ("boot_ratio",),
     "matrix_runs": ("launches", "cells", "xdist_speedup"),
     "asset_status_warm": ("assets_status_s",),
+    "channel_round_trip": ("channel_rtt_ms", "channel_rtt_ratio_to_ping"),
 }
 
 

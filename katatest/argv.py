@@ -7,6 +7,12 @@ from dataclasses import dataclass, field
 from katatest.errors import ConfigError
 
 
+class MissingProvenance(AssertionError):
+    """A generator bug: an argument or JSON field emitted without the keys / facts that produced it.
+
+    Constants of Kata's code say so with ``kata.fixed``; nothing is defaulted to it silently."""
+
+
 @dataclass(frozen=True)
 class Arg:
     """One argv element plus the config keys / host facts that produced it.
@@ -17,6 +23,10 @@ class Arg:
 
     value: str
     sources: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if not self.sources or not all(isinstance(s, str) and s for s in self.sources):
+            raise MissingProvenance(f"argument {self.value!r} emitted without sources {self.sources!r}")
 
 
 def values(args: list[Arg]) -> list[str]:

@@ -10,6 +10,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ from katatest.errors import KatatestError
 from katatest.guest import GuestChannel, guest_host
 from katatest.hostfacts import HostFacts
 from katatest.kata.loader import load_kata_config
-from katatest.launch.capabilities import QemuLacks, plan_findings
+from katatest.launch.capabilities import QemuLacks, only_known, plan_findings, virtiofsd_refusal
 from katatest.launch.errors import LaunchError
 from katatest.launch.kvm import AccelVerdict
 from katatest.launch.plan import LaunchPlan, plan_launch
@@ -30,6 +31,7 @@ from katatest.rendered import Rendered
 
 VHOST_VSOCK = "/dev/vhost-vsock"
 READY_TIMEOUT = 90.0
+START_TIMEOUT = 60.0  # at most this much of the ready timeout for QEMU (and virtiofsd) to start
 
 
 class CannotBoot(KatatestError):
@@ -132,7 +134,10 @@ def _assets_dict(assets: GuestAssets | None) -> dict | None:
 def boot_guest(document: dict[str, Any], facts: HostFacts, *, host: HostFacts, assets: GuestAssets | None,
                accel: AccelVerdict, run_root: str | os.PathLike, name: str = "guest",
                ready_timeout: float = READY_TIMEOUT) -> Iterator[BootedGuest]:
-    """Render ``document`` for ``facts`` in a private runtime dir, launch it and wait for the guest."""
+    """Render ``document`` for ``facts`` in a private runtime dir, launch it and wait for the guest.
+
+    ``ready_timeout`` bounds everything from here to the guest's first answer (launch, QMP, console)."""
+    deadline = time.monotonic() + ready_timeout
     runtime_dir = make_runtime_dir()
     vm: VirtualMachine | None = None
     channel: GuestChannel | None = None
@@ -142,20 +147,24 @@ def boot_guest(document: dict[str, Any], facts: HostFacts, *, host: HostFacts, a
         check_bootable(rendered, host, facts)
         plan = plan_launch(values(rendered.argv), rendered.daemon_values(), assets=_assets_dict(assets),
                            accel=accel, vhost_vsock_available=os.path.exists(VHOST_VSOCK))
-        lacks = plan_findings(plan.argv)  # after the recorded overrides (e.g. accel=tcg on this host)
+        # after the recorded overrides (e.g. accel=tcg on this host); a gap that is no known finding raises
+        lacks = only_known(plan_findings(plan.argv))
         if lacks:
             raise CannotBoot("QEMU lacks " + "; ".join(f"{f.what} ({f.evidence})" for f in lacks), lacks)
-        vm = VirtualMachine(plan, run_root, name=name, runtime_dir=runtime_dir, keep_artifacts=True)
+        vm = VirtualMachine(plan, run_root, name=name, runtime_dir=runtime_dir, keep_artifacts=True,
+                            start_timeout=max(min(START_TIMEOUT, deadline - time.monotonic()), 1.0))
         try:
             vm.start()
         except LaunchError as err:
-            if os.geteuid() != 0 and "virtiofsd exited" in str(err):  # QEMU 7.2's C virtiofsd needs root
-                raise CannotBoot(f"virtiofsd cannot run as a non-root user here ({err})") from err
+            log = vm.virtiofsd_log_path
+            known = virtiofsd_refusal(log.read_text(errors="replace") if log.exists() else "", os.geteuid())
+            if known and "virtiofsd exited" in str(err):  # only the known cause, read from virtiofsd's log
+                raise CannotBoot(f"virtiofsd cannot run as a non-root user here ({known.evidence})",
+                                 [known]) from err
             raise
         channel = GuestChannel(vm.console_socket, vm.console_log_path, timeout=ready_timeout,
                                is_alive=vm.is_alive)
-        channel.connect()
-        banner = channel.wait_ready()
+        banner = channel.wait_ready(deadline=deadline)
         booted = BootedGuest(facts, rendered, vm.plan, vm, channel, guest_host(channel), accel, banner)
         _mount_like_the_agent(booted, load_kata_config(document, facts, name).hypervisor)
         yield booted

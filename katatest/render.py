@@ -12,15 +12,20 @@ from katatest.tomlconf import load_toml
 
 HYPERVISORS = ("qemu", "clh", "fc", "acrn")
 SECTION_TO_HYPERVISOR = {"qemu": "qemu", "clh": "clh", "firecracker": "fc", "acrn": "acrn"}
+HYPERVISOR_TO_SECTION = {name: section for section, name in SECTION_TO_HYPERVISOR.items()}
 
 
 def hypervisor_of(doc: dict[str, Any], source: str = "", forced: str | None = None) -> str:
     """The hypervisor a config is for: its single ``[hypervisor.X]`` section, or ``forced``."""
+    table = doc.get("hypervisor")
     if forced:
         if forced not in HYPERVISORS:
             raise ConfigError("--hypervisor", f"unknown hypervisor {forced!r}", source)
+        section = HYPERVISOR_TO_SECTION[forced]
+        if not isinstance(table, dict) or section not in table:
+            raise ConfigError("--hypervisor", f"{forced}: the configuration has no [hypervisor.{section}] section",
+                              source)
         return forced
-    table = doc.get("hypervisor")
     if not isinstance(table, dict) or not table:
         raise ConfigError("hypervisor", "no [hypervisor.<name>] section", source)
     names = [SECTION_TO_HYPERVISOR[name] for name in table if name in SECTION_TO_HYPERVISOR]
@@ -29,6 +34,16 @@ def hypervisor_of(doc: dict[str, Any], source: str = "", forced: str | None = No
         wanted = ", ".join(f"[hypervisor.{n}]" for n in SECTION_TO_HYPERVISOR)
         raise ConfigError("hypervisor", f"expected exactly one of {wanted}, found: {found}", source)
     return names[0]
+
+
+def boot_file_paths(doc: dict[str, Any], source: str = "", hypervisor: str | None = None) -> tuple[str, str]:
+    """The ``image`` and ``initrd`` paths of the config's hypervisor table ('' when unset or not a string)."""
+    section = HYPERVISOR_TO_SECTION[hypervisor_of(doc, source, hypervisor)]
+    table = doc["hypervisor"][section]
+    if not isinstance(table, dict):
+        return "", ""
+    image, initrd = table.get("image", ""), table.get("initrd", "")
+    return (image if isinstance(image, str) else ""), (initrd if isinstance(initrd, str) else "")
 
 
 def render_doc(doc: dict[str, Any], facts: HostFacts, source: str = "", hypervisor: str | None = None) -> Rendered:

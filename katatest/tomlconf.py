@@ -6,6 +6,8 @@ its Go integer type, aborts loading. Absent keys keep Go's zero value. Unknown k
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,16 +30,56 @@ _INT_RANGES = {
 }
 
 
-def load_toml(path: str | Path) -> dict[str, Any]:
-    """Parse ``path``; unreadable or malformed files become a ConfigError naming the file."""
-    path = Path(path)
+MAX_CONFIG_BYTES = 1 << 20  # Kata's shipped configs are ~30 KiB; anything near this is not a config
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "a special file"
+
+
+def read_config(path: str | Path, limit: int = MAX_CONFIG_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; anything else is a ConfigError naming it.
+
+    Opened non-blocking (a FIFO must not hang the open) and checked with fstat before reading; at most
+    ``limit + 1`` bytes are read, so a file that grows meanwhile is caught as well."""
+    source = str(path)
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        data = path.read_bytes()
+        fd = os.open(path, flags)
     except OSError as err:
-        raise ConfigError("", f"cannot read configuration: {err.strerror or err}", str(path)) from None
+        raise ConfigError("", f"cannot read configuration: {err.strerror or err}", source) from None
     except ValueError as err:  # e.g. an embedded NUL byte in the path
-        raise ConfigError("", f"cannot read configuration: {err}", str(path)) from None
-    return parse_toml(data, str(path))
+        raise ConfigError("", f"cannot read configuration: {err}", source) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError("", f"cannot read configuration: {_kind(info.st_mode)}, not a regular file", source)
+        too_big = f"cannot read configuration: larger than {limit} bytes (not a Kata configuration)"
+        if info.st_size > limit:
+            raise ConfigError("", too_big, source)
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise ConfigError("", too_big, source)
+        return b"".join(chunks)
+    except OSError as err:
+        raise ConfigError("", f"cannot read configuration: {err.strerror or err}", source) from None
+    finally:
+        os.close(fd)
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Parse ``path``; unreadable, oversized or malformed files become a ConfigError naming the file."""
+    return parse_toml(read_config(path), str(path))
 
 
 def parse_toml(data: bytes | str, source: str = "<config>") -> dict[str, Any]:

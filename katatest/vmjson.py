@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from katatest.argv import MissingProvenance
+
 Sources = tuple[str, ...]
 
 
@@ -15,6 +17,10 @@ class Leaf:
 
     value: Any
     sources: Sources = ()
+
+    def __post_init__(self) -> None:
+        if not self.sources or not all(isinstance(s, str) and s for s in self.sources):
+            raise MissingProvenance(f"VM config value {self.value!r} emitted without sources {self.sources!r}")
 
 
 def leaf(value: Any, *sources: str | Sources) -> Leaf:
@@ -42,8 +48,8 @@ def flatten(tree: Any, prefix: str = "") -> tuple[Any, dict[str, Sources]]:
             return {key: walk(value, f"{pointer}/{pointer_token(key)}") for key, value in node.items()}
         if isinstance(node, list):
             return [walk(value, f"{pointer}/{index}") for index, value in enumerate(node)]
-        sources[pointer] = ("kata.fixed",)
-        return node
+        raise MissingProvenance(f"VM config field {pointer or '/'} = {node!r} emitted without sources "
+                                "(wrap it in leaf(value, sources))")
 
     return walk(tree, prefix), sources
 

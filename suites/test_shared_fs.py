@@ -8,7 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from katatest.checks import SHARED_MOUNT_POINT, mount_at, options, parse_mounts, props
+from katatest.checks import (
+    SHARED_MOUNT_POINT,
+    cache_mode_mismatch,
+    mount_at,
+    msize_mismatch,
+    options,
+    parse_mounts,
+    process_argv,
+    props,
+)
+from katatest.kata.defaults import DEFAULT_MSIZE_9P, DEFAULT_VIRTIO_FS_CACHE
+from katatest.matrix.cell_config import cell_document
 
 
 @pytest.fixture(scope="session")
@@ -47,21 +58,36 @@ def test_device_tag_matches(guest, cell, shared):
         assert [d["mount_tag"] for d in devices] == ["kataShared"]
 
 
-def test_9p_msize_is_the_configured_one(guest, cell, shared):
+@pytest.fixture(scope="session")
+def qemu_table(cell, kata_base_config) -> dict:
+    """The cell's ``[hypervisor.qemu]`` table as configured (not what the harness derived from it)."""
+    return cell_document(cell, kata_base_config).get("hypervisor", {}).get("qemu", {})
+
+
+def test_9p_msize_is_the_configured_one(guest, cell, shared, qemu_table):
+    """The guest's own mount options carry the configured msize_9p (Kata's default when unset)."""
     if cell.shared_fs != "virtio-9p":
         pytest.skip("virtio-fs cell: msize applies to 9p only")
+    configured = qemu_table.get("msize_9p") or DEFAULT_MSIZE_9P
     mount = _mount(guest)
-    msize = [o.split("=", 1)[1] for o in mount.options if o.startswith("msize=")]
-    assert msize == [str(guest.msize9p)]
+    assert mount is not None, f"nothing mounted at {SHARED_MOUNT_POINT}"
+    mismatch = msize_mismatch(mount, configured)
+    assert not mismatch, mismatch
 
 
-def test_virtiofsd_cache_mode_is_the_configured_one(guest, cell, shared):
+def test_virtiofsd_cache_mode_is_the_configured_one(guest, cell, shared, qemu_table):
+    """The running daemon's /proc/PID/cmdline has the configured virtio_fs_cache (Kata's default when unset)."""
     if cell.shared_fs != "virtio-fs":
         pytest.skip("virtio-9p cell: no virtiofsd")
-    daemon = guest.plan.daemon_argv or []
-    configured = guest.rendered.daemon_values() or []
-    assert [a for a in daemon if a.startswith("cache=")] == [a for a in configured if a.startswith("cache=")]
-    assert guest.vm.virtiofsd_pid and os.path.exists(f"/proc/{guest.vm.virtiofsd_pid}")
+    configured = qemu_table.get("virtio_fs_cache") or DEFAULT_VIRTIO_FS_CACHE
+    pid = guest.vm.virtiofsd_pid
+    assert pid, "the launcher reports no virtiofsd pid for a virtio-fs cell"
+    try:
+        running = process_argv(pid)
+    except OSError as err:
+        pytest.fail(f"virtiofsd (pid {pid}) is not running: {err}")
+    mismatch = cache_mode_mismatch(running, configured)
+    assert not mismatch, mismatch
 
 
 def test_host_to_guest_round_trip(guest, shared):

@@ -11,7 +11,22 @@ import time
 
 import pytest
 
-from katatest.checks import cmdline_params, cpu_list_count, machine_type, memory_mib, options, props, smp
+from katatest.checks import (
+    CannotHotplug,
+    cmdline_params,
+    cpu_list_count,
+    hotplugged_disk_mismatch,
+    kata_block_hotplug,
+    machine_type,
+    memory_mib,
+    options,
+    props,
+    smp,
+)
+from katatest.kata.loader import load_kata_config
+from katatest.matrix.cell_config import cell_document
+
+HOTPLUG_DISK_BYTES = 16 * 1024 * 1024
 
 
 def _read_int(guest, path: str) -> int:
@@ -99,32 +114,42 @@ def test_hotplug_memory_dimm(guest, cell):
         f"MemTotal stayed at {memtotal()} MiB after a 256 MiB DIMM"
 
 
-def test_hotplug_block_device(guest):
-    """Kata's hotplugAddBlockDevice for virtio-blk: blockdev-add + device_add on the first PCI bridge."""
-    bridges = [props(d) for d in options(guest.plan.argv, "-device") if d.startswith("pci-bridge")]
-    if not bridges:
-        pytest.skip("no PCI bridge to hotplug into (default_bridges = 0 or microvm)")
-    if machine_type(guest.plan.argv) == "virt":
-        pytest.skip("QEMU 7.2 finding: Bus 'pci-bridge-0' does not support hotplugging on arm64 virt "
-                    "(shpc=off and no ACPI PCI hotplug there)")
+def _block_disks(guest) -> set[str]:
+    return set(guest.host.check_output("ls /sys/block").split())
+
+
+def test_hotplug_block_device(guest, cell, kata_base_config):
+    """Kata's hotplugAddBlockDevice for the cell's block_device_driver, then what the agent does in the guest:
+    virtio-scsi -> scsi-hd on scsi0.0 (the agent scans the SCSI hosts: the command line has scsi_mod.scan=none),
+    virtio-blk -> virtio-blk-pci on the first PCI bridge (the agent waits for the PCI path's uevent)."""
+    hv = load_kata_config(cell_document(cell, kata_base_config), guest.facts).hypervisor
+    cache = (hv.block_device_cache_direct, hv.block_device_cache_noflush) if hv.block_device_cache_set else None
     fd, path = tempfile.mkstemp(prefix="katatest-hotplug-", suffix=".img")
     try:
-        os.ftruncate(fd, 16 * 1024 * 1024)
+        os.ftruncate(fd, HOTPLUG_DISK_BYTES)
         os.close(fd)
-        before = set(guest.host.check_output("ls /sys/block").split())
-        guest.vm.qmp.execute("blockdev-add", {"driver": "raw", "node-name": "drive-hp0",
-                                              "file": {"driver": "file", "filename": path}})
-        guest.vm.qmp.execute("device_add", {"driver": "virtio-blk-pci", "id": "virtio-hp0", "drive": "drive-hp0",
-                                            "bus": bridges[0]["id"], "addr": "01"})
-        def new_disks(rescan: bool = False) -> set[str]:
-            if rescan:  # what Kata's agent does when the ACPI hotplug event alone did not surface the disk
-                guest.host.run("echo 1 > /sys/bus/pci/rescan")
-            return set(guest.host.check_output("ls /sys/block").split()) - before
-        appeared = _wait(lambda: any(d.startswith("vd") for d in new_disks()), timeout=10.0)
-        assert appeared or _wait(lambda: any(d.startswith("vd") for d in new_disks(rescan=True))), \
-            "no new /dev/vd* in the guest"
-        disk = sorted(d for d in new_disks() if d.startswith("vd"))[0]
+        try:  # "file": Kata hot-plugs block devices (host_device); the backing here is a regular file
+            plug = kata_block_hotplug(guest.plan.argv, hv.block_device_driver, "drive-hp0", path, index=0,
+                                      aio=hv.block_device_aio, cache=cache, file_driver="file")
+        except CannotHotplug as why:
+            pytest.skip(f"Kata 3.0.0 cannot hot-plug a block device here either: {why}")
+        if plug.pci_path and machine_type(guest.plan.argv) == "virt":
+            pytest.skip("QEMU 7.2 finding: Bus 'pci-bridge-0' does not support hotplugging on arm64 virt "
+                        "(shpc=off and no ACPI PCI hotplug there)")
+        before = _block_disks(guest)
+        for command, args in plug.commands:
+            guest.vm.qmp.execute(command, args)
+        if plug.scsi_address:
+            scan = "0 {} {}".format(*plug.scsi_address)
+            guest.host.run_test(f"for h in /sys/class/scsi_host/*; do echo '{scan}' > $h/scan; done")
+        assert _wait(lambda: any(d.startswith(plug.guest_prefix) for d in _block_disks(guest) - before),
+                     timeout=30.0), f"no new {plug.guest_prefix}* disk in the guest: {sorted(_block_disks(guest))}"
+        (disk,) = sorted(d for d in _block_disks(guest) - before if d.startswith(plug.guest_prefix))
+        sysfs = guest.host.check_output(f"readlink -f /sys/block/{disk}")
+        driver = guest.host.check_output(f"basename $(readlink -f /sys/block/{disk}/device/driver)")
+        mismatch = hotplugged_disk_mismatch(plug, disk, sysfs, driver)
+        assert not mismatch, mismatch
         sectors = int(guest.host.check_output(f"cat /sys/block/{disk}/size"))
-        assert sectors * 512 == 16 * 1024 * 1024
+        assert sectors * 512 == HOTPLUG_DISK_BYTES
     finally:
         os.unlink(path)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import platform
 import shlex
 import subprocess
 import sys
@@ -10,7 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from katatest.cli import main
+from katatest.cli import COMMANDS, main
+from katatest.cli import boot as cli_boot
+from katatest.cli.facts import config_facts
+from katatest.errors import ConfigError
+from katatest.tomlconf import MAX_CONFIG_BYTES, load_toml, read_config
 from katatest.vectors import normalise
 
 REPO = Path(__file__).resolve().parent.parent
@@ -166,6 +173,31 @@ def test_existing_image_size_is_read(capsys: pytest.CaptureFixture[str], tmp_pat
     assert f"mem-path={image},size=12345" in out
 
 
+def test_image_size_flag_wins_over_the_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """``--image-size`` is the fact: an existing image is measured only when it is not given."""
+    image = tmp_path / "image.img"
+    image.write_bytes(b"\0" * 12345)
+    config = tmp_path / "c.toml"
+    config.write_text(base_toml(image=json.dumps(str(image))))
+    code, out, _ = run_main(capsys, "render", str(config), *DEFAULT_FLAGS, "--image-size", "4096")
+    assert code == 0
+    assert f"mem-path={image},size=4096" in out
+
+
+def test_existing_initrd_is_measured(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """An existing initrd's real size decides Kata's "smaller than image" check (``--initrd-size`` otherwise)."""
+    initrd = tmp_path / "initrd.img"
+    with open(initrd, "wb") as fh:
+        fh.truncate(4096 * 1024 * 1024)  # sparse: 4 GiB, larger than default_memory
+    config = tmp_path / "c.toml"
+    config.write_text(base_toml(image='""', initrd=json.dumps(str(initrd))))
+    code, out, err = run_main(capsys, "render", str(config), *DEFAULT_FLAGS)
+    assert_one_line_error(code, out, err, "hypervisor.qemu.initrd", "smaller than image")
+    code, out, err = run_main(capsys, "render", str(config), *DEFAULT_FLAGS, "--initrd-size", "4096")
+    assert (code, err) == (0, "")
+    assert f"-initrd\n{initrd}\n" in out
+
+
 def test_broken_pipe_is_quiet() -> None:
     proc = subprocess.Popen([sys.executable, "-m", "katatest", "render", str(DEFAULT), *DEFAULT_FLAGS],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
@@ -264,6 +296,17 @@ def test_err_vector_subprocess(name: str) -> None:
         (["--guest-protection", "snp"], "--guest-protection"),
         (["--format", "yaml"], "--format"),
         (["--no-such-flag"], "--no-such-flag"),
+        (["--host-mem-mib", "1" + "0" * 23], "--host-mem-mib"),
+        (["--host-mem-mib", "1e23"], "--host-mem-mib"),
+        (["--host-mem-mib", str(2**32 + 1)], "--host-mem-mib"),
+        (["--image-size", str(2**70)], "--image-size"),
+        (["--initrd-size", str(2**50)], "--initrd-size"),
+        (["--host-cpus", "-2"], "--host-cpus"),
+        (["--host-cpus", "100000"], "--host-cpus"),
+        (["--vsock-cid", str(2**32)], "--vsock-cid"),
+        (["--vsock-cid", "99999999999999999999"], "--vsock-cid"),
+        (["--sev-cbitpos", "64"], "--sev-cbitpos"),
+        (["--workload-mem-mib", str(2**64)], "--workload-mem-mib"),
     ],
 )
 def test_bad_flag_is_one_line(capsys: pytest.CaptureFixture[str], flags: list[str], mention: str) -> None:
@@ -284,3 +327,162 @@ def test_no_command_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
 def test_socket_path_too_long_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_main(capsys, "render", str(DEFAULT), *DEFAULT_FLAGS, "--id", "a" * 120)
     assert_one_line_error(code, out, err, "socket path too long")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Files that are not configs: one line naming the file, before anything is parsed (issue 9, item 7)
+
+
+def _limited_memory() -> None:
+    """Child side of run_capped: 2 GiB of address space, so a regression cannot exhaust the machine's RAM."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+
+def run_capped(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m katatest ARGS`` with a memory cap and a short timeout (a FIFO must not hang the open)."""
+    return subprocess.run([sys.executable, "-m", "katatest", *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=30, preexec_fn=_limited_memory)
+
+
+def test_dev_zero_is_one_line() -> None:
+    proc = run_capped("render", "/dev/zero")
+    assert_one_line_error(proc.returncode, proc.stdout, proc.stderr, "/dev/zero", "character device")
+
+
+def test_fifo_is_one_line_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "config.toml"
+    os.mkfifo(fifo)
+    proc = run_capped("render", str(fifo))  # nobody ever writes: a blocking open would wait forever
+    assert_one_line_error(proc.returncode, proc.stdout, proc.stderr, str(fifo), "FIFO")
+
+
+@pytest.mark.parametrize("size", [MAX_CONFIG_BYTES + 1, 113 * 1024 * 1024])
+def test_huge_file_is_refused_unread(tmp_path: Path, size: int) -> None:
+    config = tmp_path / "huge.toml"
+    config.write_text(DEFAULT.read_text())
+    with open(config, "r+b") as fh:
+        fh.truncate(size)  # sparse: the tail is NUL bytes, never read
+    proc = run_capped("render", str(config), *DEFAULT_FLAGS)
+    assert_one_line_error(proc.returncode, proc.stdout, proc.stderr, str(config), f"larger than {MAX_CONFIG_BYTES}")
+
+
+def test_config_at_the_cap_is_read(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    text = DEFAULT.read_text()
+    padding = MAX_CONFIG_BYTES - len(text.encode())
+    config = tmp_path / "padded.toml"
+    config.write_text("#" * (padding - 1) + "\n" + text)
+    assert config.stat().st_size == MAX_CONFIG_BYTES
+    code, out, err = run_main(capsys, "render", str(config), *DEFAULT_FLAGS)
+    assert (code, err) == (0, "")
+    assert normalise(out.splitlines()) == EXPECTED
+
+
+def test_read_config_stops_at_cap_plus_one(tmp_path: Path) -> None:
+    """A file that grows after fstat (st_size lies) is still cut off after cap + 1 bytes."""
+    config = tmp_path / "c.toml"
+    config.write_bytes(b"x" * 100)
+    assert read_config(config, limit=100) == b"x" * 100
+    with pytest.raises(ConfigError, match="larger than 99 bytes"):
+        read_config(config, limit=99)
+
+
+@pytest.mark.parametrize(("forced", "section"), [("fc", "firecracker"), ("clh", "clh"), ("acrn", "acrn")])
+def test_forced_hypervisor_needs_its_section(capsys: pytest.CaptureFixture[str], forced: str, section: str) -> None:
+    code, out, err = run_main(capsys, "render", str(DEFAULT), *DEFAULT_FLAGS, "--hypervisor", forced)
+    assert_one_line_error(code, out, err, "--hypervisor", f"[hypervisor.{section}]")
+
+
+def test_forced_hypervisor_matching_the_config(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_main(capsys, "render", str(DEFAULT), *DEFAULT_FLAGS, "--hypervisor", "qemu")
+    assert code == 0
+    assert normalise(out.splitlines()) == EXPECTED
+
+
+def test_unknown_host_arch_is_an_error(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a riscv64 host the reference facts still render; probing the host names the architecture."""
+    monkeypatch.setattr(platform, "machine", lambda: "riscv64")
+    code, out, err = run_main(capsys, "render", str(DEFAULT), *DEFAULT_FLAGS)
+    assert (code, err) == (0, "")
+    assert normalise(out.splitlines()) == EXPECTED
+    code, out, err = run_main(capsys, "render", str(DEFAULT), *DEFAULT_FLAGS, "--detect-host")
+    assert_one_line_error(code, out, err, "riscv64")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Flags anywhere before --; the guest command is exactly what follows it (issue 9, item 2)
+
+
+@pytest.fixture
+def boot_args(monkeypatch: pytest.MonkeyPatch) -> list[argparse.Namespace]:
+    """The parsed arguments ``katatest boot`` would act on (its handler records them instead of booting)."""
+    seen: list[argparse.Namespace] = []
+
+    def record(args: argparse.Namespace) -> int:
+        seen.append(args)
+        return 0
+
+    monkeypatch.setattr(cli_boot, "cmd_boot", record)
+    return seen
+
+
+BOOT_CONFIG = str(REPO / "katatest" / "data" / "base" / "configuration-qemu-amd64.toml")
+
+
+@pytest.mark.parametrize("argv", [
+    ["boot", BOOT_CONFIG, "--host-cpus", "2", "--arch", "arm64", "--host-mem-mib", "4096", "--", "cat", "/x"],
+    ["boot", "--host-cpus", "2", BOOT_CONFIG, "--arch", "arm64", "--host-mem-mib", "4096", "--", "cat", "/x"],
+    ["boot", "--arch", "arm64", "--host-mem-mib", "4096", "--host-cpus", "2", BOOT_CONFIG, "--", "cat", "/x"],
+])
+def test_boot_flags_anywhere_before_dashdash(boot_args: list[argparse.Namespace], argv: list[str]) -> None:
+    assert main(argv) == 0
+    (args,) = boot_args
+    assert (args.config, args.arch, args.host_cpus, args.host_mem_mib) == (BOOT_CONFIG, "arm64", 2, 4096)
+    assert args.command_argv == ["cat", "/x"]
+    facts = config_facts(args, load_toml(args.config), detect=False)
+    assert (facts.arch, facts.host_cpus, facts.host_mem_mib) == ("arm64", 2, 4096)
+
+
+def test_boot_guest_command_keeps_its_own_flags(boot_args: list[argparse.Namespace]) -> None:
+    """After the first ``--`` nothing is parsed: the guest command may carry katatest's flag names and ``--``."""
+    assert main(["boot", BOOT_CONFIG, "--timeout", "5", "--", "ls", "--arch", "-l", "--", "--timeout"]) == 0
+    (args,) = boot_args
+    assert (args.timeout, args.arch) == (5.0, None)
+    assert args.command_argv == ["ls", "--arch", "-l", "--", "--timeout"]
+
+
+@pytest.mark.parametrize("tail", [[], ["--"]])
+def test_boot_without_command_uses_the_default(boot_args: list[argparse.Namespace], tail: list[str]) -> None:
+    assert main(["boot", BOOT_CONFIG, "--host-cpus", "2", *tail]) == 0
+    assert not boot_args[0].command_argv
+    assert cli_boot.DEFAULT_COMMAND == ("cat", "/proc/cmdline")
+
+
+def test_boot_command_without_dashdash_is_one_line(capsys: pytest.CaptureFixture[str],
+                                                   boot_args: list[argparse.Namespace]) -> None:
+    code, out, err = run_main(capsys, "boot", BOOT_CONFIG, "cat", "/proc/cmdline")
+    assert_one_line_error(code, out, err, "unrecognized arguments: cat /proc/cmdline", "after --")
+    assert boot_args == []
+
+
+@pytest.mark.parametrize("command", ["render", "explain", "lint"])
+def test_render_commands_take_flags_anywhere(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    flags = ["--host-cpus", "8", "--host-mem-mib", "16384", "--arch", "amd64"]
+    outputs = {run_main(capsys, command, *flags[:2], str(DEFAULT), *flags[2:]),
+               run_main(capsys, command, str(DEFAULT), *flags), run_main(capsys, command, *flags, str(DEFAULT))}
+    if command == "render":
+        outputs = {(code, "\n".join(normalise(out.splitlines())), err) for code, out, err in outputs}
+    elif command == "explain":
+        outputs = {(code, len(out.splitlines()), err) for code, out, err in outputs}
+    assert len(outputs) == 1, outputs
+    assert next(iter(outputs))[0] in (0, 1)
+
+
+def test_command_table_matches_the_registrars() -> None:
+    """``katatest --help`` lists the static table; each registrar adds exactly its command with that help."""
+    for command in COMMANDS:
+        sub = argparse.ArgumentParser().add_subparsers()
+        command.register()(sub)
+        (action,) = sub._choices_actions
+        assert (action.dest, action.help) == (command.name, command.help)

@@ -15,52 +15,106 @@ import pytest
 
 from katatest.assets.cache import GuestAssets, asset_status, ensure_assets
 from katatest.guest import GuestChannel, GuestChannelError, GuestPanic, guest_host
-from katatest.guest.protocol import CommandResult, parse_response, request_line
+from katatest.guest.protocol import MAX_STDIN, CommandResult, Reply, md5, request_frame
+from tests.faults.console_proxy import FaultRates, LossyConsole
 
 DAX_ROOT = "root=/dev/pmem0p1 rootflags=dax,data=ordered,errors=remount-ro ro rootfstype=ext4"
 BLK_ROOT = "root=/dev/vda1 rootflags=data=ordered,errors=remount-ro ro rootfstype=ext4"
 AARCH64_FIRMWARE = Path("/usr/share/qemu-efi-aarch64/QEMU_EFI.fd")
+pytestmark = pytest.mark.usefixtures("isolated_env")  # QEMU sockets under a TMPDIR of its own
 
 
-def _response(rid: str, out: bytes, err: bytes, status: int, noise: bytes = b"") -> bytes:
-    def b64(data: bytes) -> bytes:
-        text = base64.b64encode(data)
-        return b"\n".join(text[i:i + 76] for i in range(0, len(text), 76)) + b"\n"
-    return (b"junk\nKTBEGIN " + rid.encode() + b"\n" + b64(out) + noise + b"\nKTSEP " + rid.encode()
-            + b"\n" + b64(err) + b"\nKTEND %s %d %d %d\n" % (rid.encode(), status, len(out), len(err)))
+CHUNK = 24576  # the guest init's chunk size
 
 
-def test_parse_response_is_binary_safe_and_ignores_kernel_lines():
+def _b64_lines(data: bytes) -> bytes:
+    text = base64.b64encode(data)
+    return b"\n".join(text[i:i + 76] for i in range(0, len(text), 76)) + b"\n"
+
+
+def _chunks(rid: str, out: bytes, err: bytes, status: int) -> list[bytes]:
+    """The reply frames the guest init sends (its send_chunk), one per 24 KiB of stdout+stderr."""
+    payload = out + err
+    n = max(1, -(-len(payload) // CHUNK))
+    frames = []
+    for seq in range(n):
+        part = payload[seq * CHUNK:(seq + 1) * CHUNK]
+        frames.append(b"\nKTCHUNK %s %d %d %d %d %d %d %s\n" % (
+            rid.encode(), seq, n, status, len(out), len(err), len(part), md5(part).encode())
+            + _b64_lines(part) + b"\nKTCEND %s %d\n" % (rid.encode(), seq))
+    return frames
+
+
+def _feed(reply: Reply, *pieces: bytes) -> tuple[bool, list[int]]:
+    buf = bytearray(b"".join(pieces))
+    return reply.feed(buf)
+
+
+def test_reply_is_binary_safe_and_ignores_kernel_lines():
     out = bytes(range(256)) * 3
-    text = _response("abc", out, b"warn\n", 3, noise=b"[   12.345] virtio_net: some message\n")
-    assert parse_response("abc", text) == CommandResult(3, out, b"warn\n")
+    frame = _chunks("abc", out, b"warn\n", 3)[0]
+    noisy = frame.replace(b"\nKTCEND", b"\n[   12.345] virtio_net: some message\nKTCEND")
+    reply = Reply("abc")
+    assert _feed(reply, b"junk\nKTACC abc\n", noisy) == (True, [])
+    assert reply.result() == CommandResult(3, out, b"warn\n")
 
 
-def test_parse_response_skips_flow_control_lines():
-    text = _response("abc", b"payload", b"", 0, noise=b"\nKTWAIT abc 0\n")
-    assert parse_response("abc", text).stdout == b"payload"
+def test_reply_of_several_chunks_needs_each_and_ignores_other_ids():
+    out, err = bytes(range(256)) * 200, b"e" * 30000  # 81200 bytes: 4 chunks
+    frames = _chunks("abc", out, err, 0)
+    assert len(frames) == 4
+    reply = Reply("abc")
+    _feed(reply, _chunks("old", b"x", b"", 0)[0], frames[0])
+    assert reply.result() is None and reply.missing() == 1
+    _feed(reply, frames[2], frames[1])
+    assert reply.missing() == 3 and reply.result() is None
+    _feed(reply, frames[3])
+    assert reply.result() == CommandResult(0, out, err)
 
 
-def test_parse_response_incomplete_and_other_ids():
-    text = _response("abc", b"x", b"", 0)
-    assert parse_response("abd", text) is None
-    assert parse_response("abc", text[:-3]) is None
+def test_reply_reports_a_damaged_chunk_and_takes_the_resent_copy():
+    frame = _chunks("abc", b"hello world", b"", 0)[0]
+    damaged = frame.replace(b"aGVsbG8", b"aGVsbG9")
+    reply = Reply("abc")
+    assert _feed(reply, damaged) == (False, [0])
+    assert reply.result() is None and reply.corrupt == {0: 1}
+    assert _feed(reply, frame) == (True, [])
+    assert reply.result().stdout == b"hello world"
 
 
-def test_parse_response_detects_garbling():
-    text = _response("abc", b"hello world", b"", 0).replace(b"aGVsbG8", b"aGVs\nbG8 mangled")
-    with pytest.raises(ValueError, match="bytes"):
-        parse_response("abc", text)
+def test_reply_lost_header_or_end_line():
+    frame = _chunks("abc", b"payload", b"", 0)[0]
+    headless = frame.split(b"\n", 2)[2]  # the KTCHUNK line is gone
+    reply = Reply("abc")
+    assert _feed(reply, headless) == (False, [0])
+    endless = frame.rsplit(b"KTCEND", 1)[0]  # the KTCEND line is gone: its resent copy still parses
+    assert _feed(reply, endless, frame) == (True, [])
+    assert reply.result().stdout == b"payload"
 
 
-def test_request_is_a_line_then_a_counted_base64_block():
-    request = request_line("id1", ["echo", "a b", "$x"], b"\n\x00", 5)
+def test_reply_duplicates_are_harmless_and_counts_must_add_up():
+    frame = _chunks("abc", b"x" * 10, b"", 0)[0]
+    reply = Reply("abc")
+    assert _feed(reply, frame, frame, frame) == (True, [])
+    assert reply.result().stdout == b"x" * 10
+    lying = Reply("abd")
+    frame = _chunks("abd", b"12345", b"", 0)[0].replace(b" 0 5 0 5 ", b" 0 9 0 5 ")
+    _feed(lying, frame)
+    with pytest.raises(ValueError, match="announced"):
+        lying.result()
+
+
+def test_request_line_is_checksummed_before_its_stdin_count_is_trusted():
+    request = request_frame("id1", ["echo", "a b", "$x"], b"\n\x00", 5)
     line, block = request[1:].split(b"\n", 1)
     fields = line.split(b" ")
     assert fields[:3] == [b"KTREQ", b"id1", b"5"] and request.count(b"\n") == 2
     assert base64.b64decode(fields[3]) == b"echo 'a b' '$x'"
     assert int(fields[4]) == len(block) and base64.b64decode(block) == b"\n\x00"
-    assert request_line("id2", "true", b"", 0).endswith(b" 0\n")
+    assert fields[5].decode() == md5(block)
+    assert fields[6].decode() == md5(b" ".join(fields[1:6]) + b"\n")  # what the guest recomputes
+    with pytest.raises(ValueError, match="exceeds"):
+        request_frame("id2", "cat", bytes(MAX_STDIN + 1), 5)
 
 
 # -- real boots ---------------------------------------------------------------------------------------
@@ -104,8 +158,10 @@ def _qemu_argv(arch: str, assets: GuestAssets, shape: str, sock: Path, extra: st
 
 @contextlib.contextmanager
 def booted(arch: str, shape: str, artifacts: Path, extra: str = "", share: Path | None = None,
-           extra_args: Sequence[str] = ()) -> Iterator[GuestChannel]:
-    """Boot QEMU by hand and yield a ready channel; always kills QEMU and removes the socket dir."""
+           extra_args: Sequence[str] = (), lossy: LossyConsole | None = None) -> Iterator[GuestChannel]:
+    """Boot QEMU by hand and yield a ready channel; always kills QEMU and removes the socket dir.
+
+    With ``lossy`` (its ``front``/``back`` are set here), the channel talks through that fault proxy."""
     assets = ensure_assets(arch, progress=lambda _m: None)
     rundir = Path(tempfile.mkdtemp(prefix="kt-boot-"))
     sock = rundir / "console.sock"
@@ -113,17 +169,21 @@ def booted(arch: str, shape: str, artifacts: Path, extra: str = "", share: Path 
     (artifacts / "qemu.argv").write_text("\n".join(argv) + "\n")
     stderr = open(artifacts / "qemu.stderr", "wb")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr)
-    channel = GuestChannel(sock, artifacts / "console.log", timeout=90,
-                           is_alive=lambda: proc.poll() is None)
-    try:
-        channel.wait_ready()
-        yield channel
-    finally:
-        channel.close()
-        proc.kill()
-        proc.wait()
-        stderr.close()
-        shutil.rmtree(rundir, ignore_errors=True)
+    with contextlib.ExitStack() as stack:
+        if lossy is not None:
+            lossy.front, lossy.back = rundir / "lossy.sock", sock
+            stack.enter_context(lossy)
+        channel = GuestChannel(lossy.front if lossy else sock, artifacts / "console.log", timeout=90,
+                               is_alive=lambda: proc.poll() is None)
+        try:
+            channel.wait_ready()
+            yield channel
+        finally:
+            channel.close()
+            proc.kill()
+            proc.wait()
+            stderr.close()
+            shutil.rmtree(rundir, ignore_errors=True)
 
 
 def _require(arch: str) -> None:
@@ -268,20 +328,24 @@ def test_kernel_panic_fails_fast_with_console_tail(tmp_path):
         pass
 
 
-def test_lost_begin_marker_is_recovered_only_when_the_counts_prove_it():
-    """QEMU's virtconsole may drop a whole console line; a lost KTBEGIN costs nothing if sizes check out."""
-    full = _response("abc", b"hello\n", b"", 0)
-    assert parse_response("abc", full.replace(b"KTBEGIN abc\n", b"")) == CommandResult(0, b"hello\n", b"")
-    empty = _response("abd", b"", b"", 0)
-    assert parse_response("abd", empty.replace(b"KTBEGIN abd\n", b"")) == CommandResult(0, b"", b"")
-    truncated = full.replace(b"KTBEGIN abc\n", b"").replace(b"aGVsbG8K", b"aGVs")
-    with pytest.raises(ValueError, match="markers missing"):
-        parse_response("abc", truncated)
-    with pytest.raises(ValueError, match="markers missing"):
-        parse_response("abc", full.replace(b"\nKTSEP abc\n", b"\n"))
-
-
-def test_lost_begin_marker_multi_line_output():
-    out = bytes(range(256)) * 2
-    text = b"KTEND prev 0 0 0\n" + _response("abc", out, b"e", 1)
-    assert parse_response("abc", text.replace(b"KTBEGIN abc\n", b"")) == CommandResult(1, out, b"e")
+@pytest.mark.boot
+@pytest.mark.parametrize("shape", ["initrd", "serial"], ids=["virtconsole", "legacy-serial"])
+def test_channel_recovers_every_command_through_a_lossy_console(shape, tmp_path):
+    """Bytes dropped, corrupted, duplicated and delayed in both directions (seeded): every command still
+    comes back exact, and the faults really happened on both paths."""
+    _require("amd64")
+    lossy = LossyConsole(Path(), Path(), to_guest=FaultRates(per_byte=1 / 600, delay=0.1),
+                         to_host=FaultRates(per_byte=1 / 800, delay=0.1), seed=7)
+    with booted("amd64", shape, tmp_path, lossy=lossy) as channel:
+        for i in range(40):  # small requests and replies: many of them get hit
+            result = channel.run(f"echo out{i}; echo err{i} >&2; exit {i % 5}", timeout=20)
+            assert (result.exit_status, result.stdout, result.stderr) == (i % 5, b"out%d\n" % i, b"err%d\n" % i)
+        lossy.to_host.per_byte = lossy.to_guest.per_byte = 1 / 60000  # several chunks: rarer faults
+        payload = bytes(range(256)) * 32
+        result = channel.run("cat; head -c 70000 /dev/zero | tr '\\0' y", stdin=payload, timeout=60)
+        assert result.stdout == payload + b"y" * 70000 and result.exit_status == 0
+    counts = lossy.counts
+    assert counts["to_guest"].total >= 5 and counts["to_host"].total >= 5, counts
+    assert channel.stats.commands == 41
+    assert channel.stats.request_resends + channel.stats.damaged_chunks >= 5, channel.stats
+    print(f"{shape}: faults {counts}; channel {channel.stats}")

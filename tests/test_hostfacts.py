@@ -206,6 +206,19 @@ def test_detected_facts_render(tmp_path: Path, amd64: None) -> None:
         ({"sandbox_id": "trailing\n"}, "--id"),
         ({"sandbox_id": "-leading"}, "--id"),
         ({"sandbox_id": "ünïcödé"}, "--id"),
+        ({"host_cpus": hostfacts.MAX_CPUS + 1}, "--host-cpus"),
+        ({"host_mem_mib": 10**23}, "--host-mem-mib"),
+        ({"host_mem_mib": 2**32 + 1}, "--host-mem-mib"),
+        ({"image_size": 2**70}, "--image-size"),
+        ({"image_size": 2**50}, "--image-size"),
+        ({"initrd_size": 2**50}, "--initrd-size"),
+        ({"vsock_cid": 2**32}, "--vsock-cid"),
+        ({"sev_cbitpos": 64}, "--sev-cbitpos"),
+        ({"sev_reduced_phys_bits": 64}, "--sev-reduced-phys-bits"),
+        ({"uid": 2**32 - 1}, "--uid"),
+        ({"workload_cpus": 2**32}, "--workload-cpus"),
+        ({"workload_mem_mib": 2**32}, "--workload-mem-mib"),
+        ({"host_mem_mib": 2**100000}, "--host-mem-mib"),
     ],
 )
 def test_invalid_facts(changes: dict[str, object], flag: str) -> None:
@@ -214,6 +227,44 @@ def test_invalid_facts(changes: dict[str, object], flag: str) -> None:
     message = str(err.value)
     assert message.startswith(flag)
     assert len(message.splitlines()) == 1
+
+
+def test_out_of_range_fact_error_is_short() -> None:
+    with pytest.raises(HostFactsError) as err:
+        HostFacts(host_mem_mib=2**100000)
+    assert "a 100001-bit number" in str(err.value) and len(str(err.value)) < 120
+
+
+def test_largest_host_is_accepted() -> None:
+    """The bounds are inclusive and cover real hosts (8192 CPUs, 4 PiB, a 1 PiB - 1 image, CID 2**32 - 1)."""
+    facts = HostFacts(host_cpus=hostfacts.MAX_CPUS, host_mem_mib=2**32, image_size=2**50 - 1,
+                      initrd_size=2**50 - 1, vsock_cid=2**32 - 1, sev_cbitpos=63, sev_reduced_phys_bits=63,
+                      workload_cpus=2**32 - 1, workload_mem_mib=2**32 - 1)
+    assert (facts.host_cpus, facts.host_mem_mib) == (8192, 2**32)
+
+
+@pytest.mark.parametrize("machine", ["riscv64", "s390x", "ppc64le", "i686", ""])
+def test_unknown_host_arch_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, machine: str) -> None:
+    """Not amd64 in disguise: probing a host of another architecture fails, naming it."""
+    monkeypatch.setattr(platform, "machine", lambda: machine)
+    root = make_root(tmp_path, {"proc/cpuinfo": cpuinfo(2), "proc/meminfo": "MemTotal: 2097152 kB\n"})
+    with pytest.raises(HostFactsError) as err:
+        detect(root)
+    assert repr(machine) in str(err.value) and len(str(err.value).splitlines()) == 1
+    assert hostfacts.detect_resources(root) == (2, 2048)  # what the reference facts still take from it
+
+
+def test_detect_resources_clamped(tmp_path: Path) -> None:
+    root = make_root(tmp_path, {"proc/cpuinfo": cpuinfo(2), "proc/meminfo": f"MemTotal: {2**60} kB\n"})
+    assert hostfacts.detect_resources(root) == (2, hostfacts.MAX_MEM_MIB)
+
+
+def test_with_file_sizes_measures_only_existing_files(tmp_path: Path) -> None:
+    image = tmp_path / "image.img"
+    image.write_bytes(b"x" * 1000)
+    facts = hostfacts.with_file_sizes(HostFacts(), str(image), str(tmp_path / "absent.initrd"))
+    assert (facts.image_size, facts.initrd_size) == (1000, hostfacts.DEFAULT_INITRD_SIZE)
+    assert hostfacts.with_file_sizes(HostFacts(), "", "nul\0path") == HostFacts()
 
 
 @pytest.mark.parametrize("sandbox_id", ["ab", "1" * 64, "a.b_c-d", "Z9", "x" * 300])

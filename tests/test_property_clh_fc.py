@@ -78,8 +78,8 @@ FACTS = st.builds(
     rootless=st.booleans(),
     uid=st.integers(0, 70000),
     netns=st.sampled_from(["", "/var/run/netns/cni-1"]),
-    workload_cpus=st.integers(0, 2**32),
-    workload_mem_mib=st.integers(0, 2**32),
+    workload_cpus=st.integers(0, 2**32 - 1),  # Kata's sandbox sizing is uint32
+    workload_mem_mib=st.integers(0, 2**32 - 1),
     sandbox_id=st.sampled_from(["1" * 64, "abc", "x" * 120]),
 )
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import select
 import socket
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from katatest.guest import protocol
@@ -14,8 +16,25 @@ from katatest.guest.protocol import CommandResult
 
 DEFAULT_TIMEOUT = 120.0
 PING_INTERVAL = 1.0
-TRANSFER_SLACK = 30.0  # host waits this much longer than the guest-side command timeout
+TRANSFER_SLACK = 10.0  # host waits this much longer than the guest-side command timeout
 MAX_BUFFER = 64 << 20
+RESEND_FIRST = 1.0  # seconds of silence before a request (or the missing chunk) is asked for again
+RESEND_MAX = 4.0
+MAX_DAMAGED = 8  # damaged copies of one chunk before the reply counts as unrecoverable
+
+
+@dataclass
+class ChannelStats:
+    """How much recovery the channel needed: commands run, requests sent again, damaged chunks."""
+
+    commands: int = 0
+    request_resends: int = 0
+    damaged_chunks: int = 0
+
+    def record(self, sends: int, reply: protocol.Reply) -> None:
+        self.commands += 1
+        self.request_resends += sends - 1
+        self.damaged_chunks += sum(reply.corrupt.values())
 
 
 class GuestChannel:
@@ -34,6 +53,7 @@ class GuestChannel:
         self._sock: socket.socket | None = None
         self._buf = bytearray()
         self._tail = bytearray()
+        self.stats = ChannelStats()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed by close()
 
@@ -58,8 +78,10 @@ class GuestChannel:
         while time.monotonic() < deadline:
             self._check_alive()
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(max(min(deadline - time.monotonic(), 1.0), 0.01))
             try:
                 sock.connect(str(self.socket_path))
+                sock.settimeout(None)
                 self._sock = sock
                 return
             except OSError as exc:
@@ -82,23 +104,40 @@ class GuestChannel:
         self.close()
 
     # -- raw I/O ----------------------------------------------------------------------------------
-    def _send(self, data: bytes) -> None:
+    def _send(self, data: bytes, deadline: float, what: str) -> None:
+        """Write ``data`` by ``deadline``, reading the console meanwhile (neither side's buffer may fill)."""
         assert self._sock is not None
-        self._sock.settimeout(self.timeout)
-        try:
-            self._sock.sendall(data)
-        except OSError as exc:
-            self._check_alive(grace=1.0)
-            raise GuestChannelError(f"console socket send failed: {exc}") from None
+        view = memoryview(data)
+        while view:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise GuestTimeout(f"console socket send of {what} blocked until the deadline; "
+                                   f"console tail:\n{self.console_tail()}")
+            readable, writable, _ = select.select([self._sock], [self._sock], [], min(remaining, 0.25))
+            if readable:
+                self._receive(0)
+            if not writable:
+                self._check_alive()
+                continue
+            try:
+                sent = self._sock.send(view, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as exc:
+                self._check_alive(grace=1.0)
+                raise GuestChannelError(f"console socket send failed: {exc}") from None
+            view = view[sent:]
 
     def _receive(self, wait: float) -> None:
         """Receive what arrives within ``wait`` seconds into the buffer and the log."""
         assert self._sock is not None
-        self._sock.settimeout(max(wait, 0.01))
-        try:
-            chunk = self._sock.recv(1 << 16)
-        except socket.timeout:
+        readable, _, _ = select.select([self._sock], [], [], max(wait, 0))
+        if not readable:
             self._check_alive()
+            return
+        try:
+            chunk = self._sock.recv(1 << 16, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
             self._check_alive(grace=1.0)
@@ -138,59 +177,91 @@ class GuestChannel:
         return "\n".join(text.splitlines()[-lines:])
 
     # -- protocol ---------------------------------------------------------------------------------
-    def wait_ready(self, timeout: float | None = None) -> str:
-        """Wait until the guest init answers; returns the console device it serves (e.g. ``hvc0``)."""
-        limit = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + limit
+    def wait_ready(self, timeout: float | None = None, deadline: float | None = None) -> str:
+        """Wait until the guest init answers; returns the console device it serves (e.g. ``hvc0``).
+
+        Everything (connecting, every send, the banner) happens by ``deadline`` (monotonic), or within
+        ``timeout`` seconds from now."""
+        if deadline is None:
+            deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        limit = max(deadline - time.monotonic(), 0)
         self.connect(limit)
         ping_id = protocol.new_id()
         pong = protocol.pong_re(ping_id)
         next_ping = 0.0
-        while time.monotonic() < deadline:
-            if time.monotonic() >= next_ping:
-                self._send(protocol.ping_line(ping_id))
-                next_ping = time.monotonic() + PING_INTERVAL
-            self._receive(min(0.25, deadline - time.monotonic()))
-            ready = protocol.READY_RE.search(self._buf)
-            if ready:
-                self.console = ready.group(1).decode()
-            if ready or pong.search(self._buf):
-                self._buf.clear()
-                if self.console is None:
-                    self.console = self.run("cat /run/katatest/console").stdout.decode().strip()
-                return self.console
+        try:
+            while time.monotonic() < deadline:
+                if time.monotonic() >= next_ping:
+                    self._send(protocol.ping_line(ping_id), deadline, "a ping")
+                    next_ping = time.monotonic() + PING_INTERVAL
+                self._receive(min(0.25, max(deadline - time.monotonic(), 0)))
+                ready = protocol.READY_RE.search(self._buf)
+                if ready:
+                    self.console = ready.group(1).decode()
+                if ready or pong.search(self._buf):
+                    self._buf.clear()
+                    if self.console is None:
+                        remaining = max(deadline - time.monotonic(), 1.0)
+                        self.console = self.run("cat /run/katatest/console", timeout=remaining
+                                                ).stdout.decode().strip()
+                    return self.console
+        except GuestTimeout:
+            pass
         raise GuestTimeout(f"guest init not ready after {limit:.0f}s; console tail:\n{self.console_tail()}")
 
     def run(self, cmd: str | Sequence[str], stdin: bytes = b"", timeout: float | None = None) -> CommandResult:
-        """Run ``cmd`` (shell text, or an argv list) in the guest; stdout/stderr come back byte-exact."""
+        """Run ``cmd`` (shell text, or an argv list) in the guest; stdout/stderr come back byte-exact.
+
+        The guest kills the command after ``timeout`` s (exit 137); the host gives up TRANSFER_SLACK
+        later. Lost or damaged frames are asked for again: resends back off from RESEND_FIRST to
+        RESEND_MAX seconds of silence, and a chunk that keeps arriving damaged fails after MAX_DAMAGED.
+        """
         limit = self.timeout if timeout is None else timeout
         self._check_alive()
         self.connect()
+        text = protocol.script_text(cmd)
         request_id = protocol.new_id()
-        self._send(protocol.request_line(request_id, cmd, stdin, int(limit + 0.999)))
+        try:
+            request = protocol.request_frame(request_id, cmd, stdin, int(limit + 0.999))
+        except ValueError as exc:
+            raise GuestChannelError(f"{text!r}: {exc}") from None
         deadline = time.monotonic() + limit + TRANSFER_SLACK
-        end, wait = protocol.end_re(request_id), protocol.wait_re(request_id)
-        acked: set[int] = set()
-        scanned = 0  # markers are only searched for in data not scanned yet (plus an overlap)
+        self._buf.clear()  # nothing of this request can have arrived before it was sent
+        reply = protocol.Reply(request_id)
+        self._send(request, deadline, f"the request {text!r}")
+        sends, backoff = 1, RESEND_FIRST
+        quiet_until = time.monotonic() + backoff
         while time.monotonic() < deadline:
-            self._receive(min(0.5, max(deadline - time.monotonic(), 0.01)))
-            start = max(0, scanned - 128)
-            scanned = len(self._buf)
-            for match in wait.finditer(self._buf, start):
-                chunk = int(match.group(1))
-                if chunk not in acked:
-                    acked.add(chunk)
-                    self._send(protocol.ack_line(request_id, chunk))
-            done = end.search(self._buf, start)
-            if done:
-                try:
-                    result = protocol.parse_response(request_id, bytes(self._buf[: done.end()]))
-                except ValueError as exc:
-                    raise GuestChannelError(f"garbled reply to {protocol.script_text(cmd)!r}: {exc}") from None
-                del self._buf[: done.end()]
-                assert result is not None
+            self._receive(min(0.25, max(deadline - time.monotonic(), 0)))
+            progress, damaged = reply.feed(self._buf)
+            try:
+                result = reply.result()
+            except ValueError as exc:
+                raise GuestChannelError(f"garbled reply to {text!r}: {exc}") from None
+            if result is not None:
+                self.stats.record(sends, reply)
                 return result
-        raise GuestTimeout(f"no reply to {protocol.script_text(cmd)!r} within {limit + TRANSFER_SLACK:.0f}s; "
+            for seq in damaged:
+                if reply.corrupt[seq] > MAX_DAMAGED:
+                    raise GuestChannelError(f"reply to {text!r}: chunk {seq} arrived damaged "
+                                            f"{reply.corrupt[seq]} times; console tail:\n{self.console_tail()}")
+            if progress or damaged:
+                backoff = RESEND_FIRST
+                if reply.meta is not None or damaged:
+                    self._send(protocol.need_line(request_id, reply.missing()), deadline, "a resend request")
+            elif time.monotonic() >= quiet_until:  # silence: the request or a reply frame was lost
+                if reply.accepted:
+                    self._send(protocol.need_line(request_id, reply.missing()), deadline, "a resend request")
+                else:
+                    self._send(request, deadline, f"the request {text!r}")
+                    sends += 1
+                backoff = min(backoff * 2, RESEND_MAX)
+            else:
+                continue
+            quiet_until = time.monotonic() + backoff
+        state = (f"request sent {sends}x, {'accepted' if reply.accepted else 'never accepted'}, "
+                 f"{len(reply.chunks)}/{reply.meta.nchunks if reply.meta else '?'} chunks")
+        raise GuestTimeout(f"no reply to {text!r} within {limit + TRANSFER_SLACK:.0f}s ({state}); "
                            f"console tail:\n{self.console_tail()}")
 
     def check_output(self, cmd: str | Sequence[str], timeout: float | None = None) -> str:

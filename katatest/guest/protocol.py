@@ -1,25 +1,36 @@
-"""The line protocol spoken with katatest's guest init over the console (see katatest/data/guest/init).
+"""The framed protocol spoken with katatest's guest init over the console (see katatest/data/guest/init).
 
-Host -> guest: ``KTPING <id>`` and ``KTREQ <id> <timeout-s> <base64 script> <n>`` followed by exactly
-``n`` bytes of base64 stdin (no newline).
-Guest -> host: ``KATATEST-READY v1 console=<dev>`` once at start, ``KTPONG <id>``, and per request
-``KTBEGIN <id>`` / base64 stdout / ``KTSEP <id>`` / base64 stderr / ``KTEND <id> <status> <n-out> <n-err>``,
-pausing after each output chunk with ``KTWAIT <id> <n>`` until the host answers ``KTACK <id> <n>``.
+Every frame starts on a fresh line and carries a checksum, so a byte lost, corrupted or duplicated in
+either direction is detected and the frame asked for again (the console is lossy: QEMU's virtconsole
+drops output the socket cannot take, and a UART path has no end-to-end check at all).
+
+Host -> guest:
+  ``KTPING <id>``                                  -> guest ``KTPONG <id>``
+  ``KTREQ <id> <timeout-s> <script64> <n> <md5-stdin> <md5-line>`` then exactly ``n`` bytes of base64
+  stdin. ``md5-line`` covers the fields before it, so a damaged line is dropped before its count is trusted.
+  ``KTNEED <id> <seq>``: send chunk ``seq`` of the reply (a lost or corrupt chunk, or a poke after silence).
+Guest -> host:
+  ``KATATEST-READY v1 console=<dev>`` once at start;
+  ``KTACC <id>`` when a request arrived intact (again for a duplicate: a request never runs twice);
+  ``KTCHUNK <id> <seq> <nchunks> <status> <n-out> <n-err> <n> <md5>`` + base64 lines + ``KTCEND <id> <seq>``:
+  chunk ``seq`` (``n`` bytes) of stdout+stderr concatenated. The guest sends chunk 0 when the command
+  ends and every later chunk only when asked, so at most one chunk is ever in flight.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import shlex
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 READY_RE = re.compile(rb"KATATEST-READY v1 console=(\S+)\r?\n")
 PANIC_MARKERS = (b"Kernel panic - not syncing", b"end Kernel panic")
-_B64_LINE = re.compile(rb"^[A-Za-z0-9+/=]*$")
-B64_WIDTH = 76
+_B64_LINE = re.compile(rb"^[A-Za-z0-9+/=]+$")
+MAX_STDIN = 4 << 20  # bytes; bigger inputs belong on the shared filesystem, not the console
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,10 @@ def new_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()  # noqa: S324 - a transfer checksum, not security
+
+
 def script_text(cmd: str | Sequence[str]) -> str:
     """A shell command string as is; an argv list quoted into one."""
     return cmd if isinstance(cmd, str) else shlex.join(cmd)
@@ -49,79 +64,125 @@ def ping_line(request_id: str) -> bytes:
 
 
 def pong_re(request_id: str) -> re.Pattern[bytes]:
-    return re.compile(rb"KTPONG " + request_id.encode() + rb"\b")
+    return re.compile(rb"KTPONG " + request_id.encode() + rb"\r?\n")
 
 
-def request_line(request_id: str, cmd: str | Sequence[str], stdin: bytes, timeout: int) -> bytes:
-    """The request: its line, then the base64 stdin as a counted block."""
+def request_frame(request_id: str, cmd: str | Sequence[str], stdin: bytes, timeout: int) -> bytes:
+    """The request: its checksummed line, then the base64 stdin as a counted block."""
+    if len(stdin) > MAX_STDIN:
+        raise ValueError(f"stdin of {len(stdin)} bytes exceeds the console channel's {MAX_STDIN}")
     script = base64.b64encode(script_text(cmd).encode())
     data = base64.b64encode(stdin)
-    return b"\nKTREQ %s %d %s %d\n%s" % (request_id.encode(), max(0, int(timeout)), script, len(data), data)
+    fields = b"%s %d %s %d %s" % (request_id.encode(), max(0, int(timeout)), script, len(data),
+                                  md5(data).encode())
+    return b"\nKTREQ %s %s\n%s" % (fields, md5(fields + b"\n").encode(), data)
 
 
-def wait_re(request_id: str) -> re.Pattern[bytes]:
-    return re.compile(rb"KTWAIT " + request_id.encode() + rb" (\d+)\r?\n")
+def need_line(request_id: str, seq: int) -> bytes:
+    return f"\nKTNEED {request_id} {seq}\n".encode()
 
 
-def ack_line(request_id: str, chunk: int) -> bytes:
-    return f"KTACK {request_id} {chunk}\n".encode()
+def accepted_re(request_id: str) -> re.Pattern[bytes]:
+    return re.compile(rb"KTACC " + request_id.encode() + rb"\r?\n")
 
 
-def end_re(request_id: str) -> re.Pattern[bytes]:
-    return re.compile(rb"\nKTEND " + request_id.encode() + rb" (\d+) (\d+) (\d+)\r?\n")
+def chunk_header_re(request_id: str) -> re.Pattern[bytes]:
+    return re.compile(rb"KTCHUNK " + request_id.encode()
+                      + rb" (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) ([0-9a-f]{32})\r?\n")
 
 
-def _decode_block(block: bytes) -> bytes:
-    lines = [ln.strip(b"\r ") for ln in block.split(b"\n")]
+def chunk_end_re(request_id: str) -> re.Pattern[bytes]:
+    return re.compile(rb"\nKTCEND " + request_id.encode() + rb" (\d+)\r?\n")
+
+
+def decode_lines(block: bytes) -> bytes:
+    """The bytes of a block of base64 lines; lines that are not base64 (kernel messages) are skipped."""
+    lines = (ln.strip(b"\r ") for ln in block.split(b"\n"))
     return base64.b64decode(b"".join(ln for ln in lines if ln and _B64_LINE.match(ln)))
 
 
-def _trailing_block(text: bytes, expected: int) -> bytes | None:
-    """The shortest run of base64 lines ending ``text`` that decodes to exactly ``expected`` bytes."""
-    if expected == 0:
-        return b""
-    block: list[bytes] = []
-    for line in reversed(text.split(b"\n")):
-        stripped = line.strip(b"\r ")
-        if not stripped:
-            continue
-        # busybox base64 wraps at 76 columns: only the block's last line may be shorter
-        if not _B64_LINE.match(stripped) or (block and len(stripped) != B64_WIDTH) or len(stripped) > B64_WIDTH:
+@dataclass(frozen=True)
+class ChunkMeta:
+    """The reply's shape, repeated in every chunk header."""
+
+    nchunks: int
+    status: int
+    n_out: int
+    n_err: int
+
+
+@dataclass
+class Reply:
+    """Reassembles the chunks of one request's reply from the console byte stream."""
+
+    request_id: str
+    meta: ChunkMeta | None = None
+    chunks: dict[int, bytes] = field(default_factory=dict)
+    accepted: bool = False
+    corrupt: dict[int, int] = field(default_factory=dict)  # seq -> corrupt copies seen
+
+    def __post_init__(self) -> None:
+        self._acc = accepted_re(self.request_id)
+        self._head = chunk_header_re(self.request_id)
+        self._end = chunk_end_re(self.request_id)
+        self._marker = b"KTCHUNK " + self.request_id.encode() + b" "
+
+    def feed(self, buf: bytearray) -> tuple[bool, list[int]]:
+        """Consume complete frames from ``buf``: (progress made, seqs seen damaged)."""
+        progress, damaged = False, []
+        if not self.accepted and self._acc.search(buf):
+            self.accepted = progress = True
+        consumed = 0
+        for end in self._end.finditer(buf):
+            seq = int(end.group(1))
+            ok = self._take(buf, seq, consumed, end.start())
+            consumed = end.end()
+            if ok is None:
+                continue
+            if ok:
+                self.accepted = progress = True
+            else:
+                self.corrupt[seq] = self.corrupt.get(seq, 0) + 1
+                damaged.append(seq)
+        if consumed:
+            del buf[:consumed]
+        return progress, damaged
+
+    def _take(self, buf: bytearray, seq: int, start: int, stop: int) -> bool | None:
+        """Chunk ``seq`` ending at ``stop``: True if new and intact, False if damaged, None if a known copy."""
+        if seq in self.chunks:
             return None
-        block.insert(0, stripped)
+        at = buf.rfind(self._marker, start, stop)
+        head = self._head.match(buf, at) if at >= 0 else None
+        if head is None or int(head.group(1)) != seq:
+            return False
+        nchunks, status, n_out, n_err, size = (int(g) for g in head.groups()[1:6])
         try:
-            data = base64.b64decode(b"".join(block))
+            data = decode_lines(bytes(buf[head.end():stop]))
         except ValueError:
-            continue
-        if len(data) >= expected:
-            return data if len(data) == expected else None
-    return None
+            return False
+        if len(data) != size or md5(data) != head.group(7).decode() or seq >= nchunks:
+            return False
+        meta = ChunkMeta(nchunks, status, n_out, n_err)
+        if self.meta is not None and meta != self.meta:
+            return False
+        self.meta = meta
+        self.chunks[seq] = data
+        return True
 
+    def missing(self) -> int:
+        """The first chunk not received yet (0 before anything arrived)."""
+        seq = 0
+        while seq in self.chunks:
+            seq += 1
+        return seq
 
-def parse_response(request_id: str, text: bytes) -> CommandResult | None:
-    """The result if ``text`` holds the complete response to ``request_id``, else None.
-
-    Raises ValueError when the response is complete but its sizes do not match (garbled transfer).
-    """
-    end = end_re(request_id).search(text)
-    if end is None:
-        return None
-    rid = request_id.encode()
-    begin = text.rfind(b"KTBEGIN " + rid + b"\n", 0, end.start())
-    sep = text.rfind(b"\nKTSEP " + rid + b"\n", 0, end.start())
-    status, n_out, n_err = (int(g) for g in end.groups())
-    if sep < 0:
-        raise ValueError(f"response {request_id}: markers missing or out of order")
-    if begin < 0 or sep < begin:
-        # QEMU's virtconsole drops console output it cannot write at once: a lost KTBEGIN line is
-        # recoverable when the byte count proves the stdout lines just before KTSEP are all of it.
-        stdout = _trailing_block(text[:sep], n_out)
-        if stdout is None:
-            raise ValueError(f"response {request_id}: markers missing or out of order")
-    else:
-        stdout = _decode_block(text[begin + len(rid) + 9: sep])
-    stderr = _decode_block(text[sep + len(rid) + 8: end.start()])
-    if (len(stdout), len(stderr)) != (n_out, n_err):
-        raise ValueError(f"response {request_id}: got {len(stdout)}/{len(stderr)} bytes of stdout/stderr, "
-                         f"guest sent {n_out}/{n_err}")
-    return CommandResult(status, stdout, stderr)
+    def result(self) -> CommandResult | None:
+        """The command's result once every chunk is in; ValueError if they do not add up."""
+        if self.meta is None or len(self.chunks) < self.meta.nchunks:
+            return None
+        payload = b"".join(self.chunks[i] for i in range(self.meta.nchunks))
+        if len(payload) != self.meta.n_out + self.meta.n_err:
+            raise ValueError(f"reply {self.request_id}: {len(payload)} bytes, guest announced "
+                             f"{self.meta.n_out}+{self.meta.n_err}")
+        return CommandResult(self.meta.status, payload[:self.meta.n_out], payload[self.meta.n_out:])

@@ -6,8 +6,8 @@ Three stages, in Kata's order:
 2. the sandbox stage: ``oci.SandboxConfig`` static sizing and ``validateHypervisorConfig``;
 3. the checks of the hypervisor's ``CreateVM`` that reject a config before launch (``validate.py``).
 
-Every rejection is a ConfigError naming the TOML key. Paths are never resolved or required to exist; an
-existing image/initrd is only stat()ed for its size (else the size comes from the host facts).
+Every rejection is a ConfigError naming the TOML key. Paths are never resolved, opened or stat()ed: the sizes of
+the image and initrd are host facts (``katatest.hostfacts.with_file_sizes`` measures real files for the CLI).
 """
 
 from __future__ import annotations
@@ -511,20 +511,12 @@ def _check_runtime_lists(rt: RuntimeConfig, ld: _Loading) -> None:
         seen.add(base)
 
 
-def _file_size(path: str, fallback: int) -> int:
-    """Size of an existing file, else the size the host facts assume for it."""
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return fallback
-
-
 def _check_hypervisor_config(hv: HypervisorConfig, table: _Table | None, ld: _Loading) -> None:
     """``checkHypervisorConfig``: non-zero memory; non-empty image/initrd; an initrd must fit in memory."""
     where = table.name if table else "hypervisor"
     if hv.memory_size == 0:
         raise ld.fail(f"{where}.default_memory", "VM memory cannot be zero")
-    for path, is_initrd, fallback in (
+    for path, is_initrd, size in (
         (hv.image_path, False, ld.facts.image_size),
         (hv.initrd_path, True, ld.facts.initrd_size),
     ):
@@ -533,7 +525,6 @@ def _check_hypervisor_config(hv: HypervisorConfig, table: _Table | None, ld: _Lo
         key = f"{where}.{'initrd' if is_initrd else 'image'}"
         if "\0" in path:  # Go's os.Stat fails with EINVAL
             raise ld.fail(key, f"stat {path!r}: invalid argument")
-        size = _file_size(path, fallback)
         if size == 0:
             raise ld.fail(key, f"image {path!r} is empty")
         if size > MIB and is_initrd and size // MIB >= hv.memory_size:

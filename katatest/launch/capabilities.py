@@ -1,8 +1,12 @@
-"""Does this QEMU binary have what a plan needs? Findings are ``QemuLacks(what, evidence)``.
+"""Does this QEMU binary have what a plan needs? Findings are ``QemuLacks(what, evidence, known)``.
 
-Two sources: the binary's own help (``-device vhost-user-fs-pci,help``, ``-object help``, ``-machine help``,
-``-accel help``, a boolean-prefix parse probe), cached per binary; and QEMU's stderr when it refused to start
-(``refusal_findings``).
+Two sources: the binary's own help (``-device help``, ``-device vhost-user-fs-pci,help``, ``-object help``,
+``-machine help``, ``-accel help``, a boolean-prefix parse probe), cached per binary; and QEMU's stderr when it
+refused to start (``refusal_findings``).
+
+Only the known gaps between Kata 3.0.0's argv and upstream QEMU (``KNOWN_GAPS``, the README's findings) make a
+cell "cannot boot here". Anything else QEMU lacks (an unknown machine, object or device type: a generator typo,
+a misspelt config value) is ``UnexpectedQemuGap``, an error.
 """
 
 from __future__ import annotations
@@ -14,16 +18,48 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from katatest.errors import KatatestError
 from katatest.launch.plan import option_values, props
 from katatest.qemu.arch import QEMU_PATHS
+
+# The known Kata 3.0.0 vs upstream QEMU 7.2 findings (README "Findings") and host limits: name -> what it is.
+KNOWN_GAPS = {
+    "virtio-fs-dax": "virtio_fs_cache_size > 0 emits vhost-user-fs-pci cache-size, which upstream QEMU lacks",
+    "bool-prefix": "machine_accelerators with boolean 'no' prefixes (nosmm), which QEMU 7.2 rejects",
+    "tdx-guest": "TDX: QEMU 7.2 has no tdx-guest object",
+    "arm64-nvdimm-no-firmware": "arm64 virt + nvdimm without firmware: no ACPI GED device for memory hotplug",
+    "kvm-only": "an option with no TCG equivalent on a host without usable KVM",
+    "iommu-platform-without-viommu": "iommu_platform=on on vhost-user-fs without a vIOMMU in the argv",
+    "virtiofsd-setgroups": "QEMU 7.2's C virtiofsd calls setgroups(), which a non-root user may not",
+}
 
 
 @dataclass(frozen=True)
 class QemuLacks:
-    """Something a plan needs that the QEMU binary does not have, with the evidence."""
+    """Something a plan needs that the QEMU binary does not have, with the evidence.
+
+    ``known`` names the ``KNOWN_GAPS`` entry it is ("" when it is none of them)."""
 
     what: str
     evidence: str
+    known: str = ""
+
+
+class UnexpectedQemuGap(KatatestError):
+    """QEMU lacks something that is no known Kata-vs-QEMU finding: an error of the cell, not a skip."""
+
+    def __init__(self, findings: list[QemuLacks]) -> None:
+        self.findings = findings
+        super().__init__("QEMU lacks " + "; ".join(f"{f.what} ({f.evidence})" for f in findings)
+                         + ": no known Kata 3.0.0 vs QEMU finding (a generator or config error?)")
+
+
+def only_known(findings: list[QemuLacks]) -> list[QemuLacks]:
+    """``findings`` when every one is a known gap; UnexpectedQemuGap naming the others otherwise."""
+    unknown = [f for f in findings if f.known not in KNOWN_GAPS]
+    if unknown:
+        raise UnexpectedQemuGap(unknown)
+    return findings
 
 
 @dataclass(frozen=True)
@@ -34,6 +70,7 @@ class QemuCaps:
     version: str
     machines: frozenset[str]
     objects: frozenset[str]
+    devices: frozenset[str]  # names and aliases in ``-device help``
     accels: frozenset[str]
     vhost_user_fs_props: frozenset[str]
     bool_prefix_error: str  # QEMU's complaint about ``-machine ...,noX`` ("" if accepted)
@@ -52,6 +89,12 @@ def _first_words(text: str, skip_first_line: bool = True) -> frozenset[str]:
     return frozenset(line.split()[0] for line in lines if line.strip() and not line.startswith(" " * 4))
 
 
+def _device_names(text: str) -> frozenset[str]:
+    """``name "virtio-blk-pci", bus PCI, alias "virtio-blk"`` lines -> {"virtio-blk-pci", "virtio-blk"}."""
+    return frozenset(name for line in text.splitlines() if line.startswith("name ")
+                     for name in re.findall(r'(?:^name|alias) "([^"]+)"', line))
+
+
 @functools.cache
 def qemu_caps(binary: str) -> QemuCaps:
     """Probe ``binary`` once per process."""
@@ -62,7 +105,8 @@ def qemu_caps(binary: str) -> QemuCaps:
     bool_probe = _run([binary, "-machine", "none,nodump-guest-core", "-version"])
     bool_error = next((line for line in bool_probe.splitlines() if "Expected '='" in line), "")
     return QemuCaps(binary, version[0] if version else "unknown", _first_words(_run([binary, "-machine", "help"])),
-                    objects, frozenset(_first_words(_run([binary, "-accel", "help"]))), fs_props, bool_error)
+                    objects, _device_names(_run([binary, "-device", "help"])),
+                    frozenset(_first_words(_run([binary, "-accel", "help"]))), fs_props, bool_error)
 
 
 def _machine_bool_prefixes(machine: str) -> list[str]:
@@ -83,12 +127,16 @@ def plan_findings(argv: Sequence[str], caps: QemuCaps | None = None) -> list[Qem
         prefixes = _machine_bool_prefixes(machine)
         if prefixes and caps.bool_prefix_error:
             out.append(QemuLacks(f"boolean 'no' prefixes in -machine ({', '.join(prefixes)})",
-                                 caps.bool_prefix_error))
+                                 caps.bool_prefix_error, "bool-prefix"))
     for obj in option_values(argv, "-object"):
         otype = props(obj).get("")
         if otype and otype not in caps.objects:
-            out.append(QemuLacks(f"object type {otype}", f"not in `{caps.binary} -object help` ({caps.version})"))
+            out.append(QemuLacks(f"object type {otype}", f"not in `{caps.binary} -object help` ({caps.version})",
+                                 "tdx-guest" if otype == "tdx-guest" else ""))
     devices = option_values(argv, "-device")
+    for dtype in dict.fromkeys(props(d).get("", "") for d in devices):
+        if dtype and dtype not in caps.devices:
+            out.append(QemuLacks(f"device type {dtype}", f"not in `{caps.binary} -device help` ({caps.version})"))
     has_viommu = any(d.startswith(("intel-iommu", "virtio-iommu", "amd-iommu")) for d in devices)
     for dev in devices:
         if not dev.startswith("vhost-user-fs"):
@@ -96,21 +144,24 @@ def plan_findings(argv: Sequence[str], caps: QemuCaps | None = None) -> list[Qem
         p = props(dev)
         if "cache-size" in p and "cache-size" not in caps.vhost_user_fs_props:
             out.append(QemuLacks("vhost-user-fs-pci cache-size (virtio-fs DAX window)",
-                                 f"`{caps.binary} -device vhost-user-fs-pci,help` has no cache-size"))
+                                 f"`{caps.binary} -device vhost-user-fs-pci,help` has no cache-size",
+                                 "virtio-fs-dax"))
         if p.get("iommu_platform") in ("on", "true") and not has_viommu:
             out.append(QemuLacks("a vIOMMU for iommu_platform=on on vhost-user-fs",
-                                 "the argv sets iommu_platform=on but adds no intel-iommu/virtio-iommu device"))
+                                 "the argv sets iommu_platform=on but adds no intel-iommu/virtio-iommu device",
+                                 "iommu-platform-without-viommu"))
     return out
 
 
+# (pattern, what, known gap or "" -- a refusal that is no known finding fails the cell)
 _REFUSALS = (
     (re.compile(r"missing acpi-ged device"),
      "nvdimm on arm64 virt without firmware (memory hotplug needs the ACPI GED device, which exists only "
-     "with firmware loaded)"),
-    (re.compile(r"Expected '=' after parameter"), "boolean 'no' option prefixes"),
-    (re.compile(r"requires KVM"), "KVM (for an option that has no TCG equivalent)"),
-    (re.compile(r"Property '[^']*\.([\w-]+)' not found"), "device property"),
-    (re.compile(r"invalid object type: (\S+)"), "object type"),
+     "with firmware loaded)", "arm64-nvdimm-no-firmware"),
+    (re.compile(r"Expected '=' after parameter"), "boolean 'no' option prefixes", "bool-prefix"),
+    (re.compile(r"requires KVM"), "KVM (for an option that has no TCG equivalent)", "kvm-only"),
+    (re.compile(r"Property '[^']*\.([\w-]+)' not found"), "device property", ""),
+    (re.compile(r"invalid object type: (\S+)"), "object type", ""),
 )
 
 
@@ -118,13 +169,27 @@ def refusal_findings(stderr: str) -> list[QemuLacks]:
     """Findings from the stderr of a QEMU that refused to start."""
     out = []
     for line in stderr.splitlines():
-        for pattern, what in _REFUSALS:
+        for pattern, what, known in _REFUSALS:
             m = pattern.search(line)
             if m:
                 detail = f" {m.group(1)}" if m.groups() else ""
-                out.append(QemuLacks(what + detail, line.strip()))
+                if what == "object type" and m.group(1) == "tdx-guest":
+                    known = "tdx-guest"
+                out.append(QemuLacks(what + detail, line.strip(), known))
                 break
     return out
+
+
+VIRTIOFSD_SETGROUPS = re.compile(r"setgroups.*(?:Operation not permitted|error=1\b)", re.I)
+
+
+def virtiofsd_refusal(log: str, euid: int) -> QemuLacks | None:
+    """The known reason a virtiofsd exited at start (QEMU 7.2's C virtiofsd calls setgroups(), root only),
+    read from its log; None when the log shows another cause (then the cell fails)."""
+    if euid == 0:
+        return None
+    line = next((line.strip() for line in log.splitlines() if VIRTIOFSD_SETGROUPS.search(line)), "")
+    return QemuLacks("virtiofsd as a non-root user", line, "virtiofsd-setgroups") if line else None
 
 
 def installed_qemus() -> list[str]:

@@ -42,7 +42,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         findings = plan_findings(read_argv_file(path))
         print(f"{path}: " + ("no findings" if not findings else ""))
         for f in findings:
-            print(f"  lacks: {f.what} -- {f.evidence}")
+            print(f"  lacks: {f.what} -- {f.evidence}" + (f" [known: {f.known}]" if f.known else
+                                                             " [no known finding: the cell would error]"))
     if args.sweep:
         print(f"sweep: {sweep().summary()}")
     return 0

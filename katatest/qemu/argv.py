@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from katatest.argv import Arg
+from katatest.argv import Arg, MissingProvenance
 from katatest.errors import ConfigError
 from katatest.qemu.model import QemuConfig
 
@@ -13,8 +13,11 @@ class _ArgvBuilder:
     def __init__(self) -> None:
         self.args: list[Arg] = []
 
-    def add(self, *values: str, sources: tuple[str, ...] = ()) -> None:
-        self.args.extend(Arg(v, tuple(sources) or (FIXED,)) for v in values)
+    def add(self, *values: str, sources: tuple[str, ...]) -> None:
+        """Append ``values``; empty ``sources`` raise MissingProvenance (constants pass ``(FIXED,)``)."""
+        if not sources:
+            raise MissingProvenance(f"QEMU arguments {' '.join(values)!r} emitted without sources")
+        self.args.extend(Arg(v, tuple(sources)) for v in values)
 
 
 def _memory_backend(cfg: QemuConfig) -> str:
@@ -53,12 +56,12 @@ def render_argv(cfg: QemuConfig) -> list[Arg]:
     for device in cfg.devices:
         if device.valid():
             out.add(*device.params(cfg.transport), sources=device.sources)
-    out.add("-rtc", "base=utc,driftfix=slew,clock=host")
-    out.add("-global", "kvm-pit.lost_tick_policy=discard")
+    out.add("-rtc", "base=utc,driftfix=slew,clock=host", sources=(FIXED,))
+    out.add("-global", "kvm-pit.lost_tick_policy=discard", sources=(FIXED,))
     for flash in cfg.pflash:
         out.add("-pflash", flash, sources=src.get("pflash", ()))
-    out.add("-vga", "none")
-    out.add("-no-user-config", "-nodefaults", "-nographic", "--no-reboot", "-daemonize")
+    out.add("-vga", "none", sources=(FIXED,))
+    out.add("-no-user-config", "-nodefaults", "-nographic", "--no-reboot", "-daemonize", sources=(FIXED,))
     backend_sources = cfg.knobs.backend_sources
     out.add("-object", _memory_backend(cfg), sources=backend_sources)
     if cfg.dimm_supported:

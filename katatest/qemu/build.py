@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import uuid
 from collections.abc import Callable
@@ -10,6 +9,7 @@ from collections.abc import Callable
 from katatest.errors import ConfigError
 from katatest.hostfacts import HostFacts
 from katatest.kata.hypervisor_config import KataConfig, Param
+from katatest.provenance import FieldSources
 from katatest.qemu import devices as dev
 from katatest.qemu.arch import (
     QemuArch,
@@ -33,23 +33,10 @@ def random_hex_id() -> str:
     return secrets.token_hex(8)
 
 
-class _Provenance:
-    """Looks up which config keys / host facts produced a HypervisorConfig field."""
-
-    def __init__(self, cfg: KataConfig) -> None:
-        self.sources = cfg.sources
-
-    def __call__(self, name: str) -> Sources:
-        return tuple(self.sources.get(f"hypervisor.{name}", (f"hypervisor.qemu.{name}",)))
-
-    def agent(self, name: str) -> Sources:
-        return tuple(self.sources.get(f"agent.{name}", (f"agent.kata.{name}",)))
-
-
 def build_qemu_config(cfg: KataConfig, facts: HostFacts, new_id: Callable[[], str] = random_hex_id) -> QemuConfig:
     """Build the QEMU model exactly as Kata 3.0.0 would for this config and host."""
     hv = cfg.hypervisor
-    src = _Provenance(cfg)
+    src = FieldSources(cfg, "hypervisor.qemu")
     paths = sandbox_paths(facts)
     q = new_arch(facts.arch, hv, facts.guest_protection, src)
     # RunningOnVMM only looks for the "hypervisor" CPU flag on amd64; other arches never count as nested.
@@ -117,7 +104,7 @@ def build_qemu_config(cfg: KataConfig, facts: HostFacts, new_id: Callable[[], st
         "pflash": src("pflash"),
         "bios": src("firmware_path"),
         "iothreads": src("enable_io_threads"),
-        "incoming": src("boot_from_template"),
+        "incoming": ("factory.enable_template",),
         "log_file": src("debug") + vm_src,
         "seccomp": src("seccomp_sandbox"),
     }
@@ -144,7 +131,7 @@ def _memory_knobs(hv, src) -> tuple[Knobs, str, bool]:
         memory_path = hv.memory_path
         knobs.mem_shared = hv.boot_to_be_template
         incoming = hv.boot_from_template
-        sources += src("boot_to_be_template") + src("memory_path")
+        sources += ("factory.enable_template", "factory.template_path")  # set by the template factory
     if hv.shared_fs in VIRTIO_FS_TYPES or hv.file_backed_mem_root_dir:
         if templating:
             raise ConfigError("factory.enable_template", "VM templating has been enabled with either virtio-fs "
@@ -194,20 +181,12 @@ def _image_device(q: QemuArch, hv, facts: HostFacts, nested_run: bool, nested_sr
                   new_id) -> dev.Device:
     image_src = src("image_path") + src("disable_image_nvdimm")
     if not q.disable_nvdimm:
-        return dev.NvdimmImage(mem_path=hv.image_path, size=_image_size(hv.image_path, facts.image_size),
+        return dev.NvdimmImage(mem_path=hv.image_path, size=facts.image_size,
                                readonly=q.nvdimm_readonly,
                                sources=image_src + ("host.image_size",))
     image_id = f"image-{new_id()}"[:31]
     return dev.BlockDevice(id=image_id, file=hv.image_path, disable_modern=nested_run, share_rw=True,
                            readonly=True, sources=image_src + nested_src)
-
-
-def _image_size(path: str, fallback: int) -> int:
-    """appendNvdimmImage stats the image; a file that does not exist here has the host fact's size."""
-    try:
-        return os.stat(path).st_size
-    except (OSError, ValueError):
-        return fallback
 
 
 def _pcie_root_ports(q: QemuArch, count: int, sources: Sources) -> list[dev.Device]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from katatest.cli_facts import add_fact_flags, facts_from_args
+from katatest.cli.facts import config_facts
+from katatest.kata.flags import add_fact_flags
 from katatest.lint import lint
 from katatest.render import render_doc
 from katatest.tomlconf import load_toml
@@ -12,7 +13,7 @@ from katatest.tomlconf import load_toml
 
 def cmd_lint(args: argparse.Namespace) -> int:
     doc = load_toml(args.config)
-    facts = facts_from_args(args)
+    facts = config_facts(args, doc)
     findings = lint(doc, facts, render_doc(doc, facts, args.config))
     for finding in findings:
         print(f"{args.config}: {finding}")

@@ -1,4 +1,4 @@
-"""The ``katatest`` command line."""
+"""``katatest render`` and ``katatest explain``: the argv Kata 3.0.0 would launch, plain or with sources."""
 
 from __future__ import annotations
 
@@ -6,16 +6,17 @@ import argparse
 import json
 import shlex
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
 
-from katatest.cli_facts import add_fact_flags, facts_from_args
+from katatest.cli.facts import config_facts
 from katatest.errors import KatatestError
 from katatest.explain import explain_args, explain_fields
-from katatest.render import HYPERVISORS, render_file
+from katatest.kata.flags import add_fact_flags
+from katatest.render import HYPERVISORS, render_doc
 from katatest.rendered import Rendered
+from katatest.tomlconf import load_toml
 
-EXIT_USAGE = 2
+RENDER_HELP = "print the argv Kata 3.0.0 would launch"
+EXPLAIN_HELP = "the argv annotated with the keys/facts that produced each argument"
 
 
 def _render_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> argparse.ArgumentParser:
@@ -30,29 +31,9 @@ def _render_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -
     return p
 
 
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are one line on stderr (exit 2), like every other error."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {' '.join(message.split())} (see --help)\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="katatest", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    render = _render_parser(sub, "render", "print the argv Kata 3.0.0 would launch")
-    render.add_argument("--format", choices=("lines", "shell", "json"), default="lines")
-    _render_parser(sub, "explain", "the argv annotated with the keys/facts that produced each argument")
-    for extra in _extra_commands():
-        extra(sub)
-    return parser
-
-
-def _extra_commands() -> list:
-    """Subcommands contributed by other modules (boot, assets, doctor, lint, report)."""
-    from katatest import cli_more
-
-    return cli_more.REGISTRARS
+def _rendered(args: argparse.Namespace) -> Rendered:
+    doc = load_toml(args.config)
+    return render_doc(doc, config_facts(args, doc), args.config, args.hypervisor)
 
 
 def _selected(rendered: Rendered, what: str) -> tuple[list, object]:
@@ -68,8 +49,7 @@ def _selected(rendered: Rendered, what: str) -> tuple[list, object]:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    rendered = render_file(args.config, facts_from_args(args), args.hypervisor)
-    items, doc = _selected(rendered, args.what)
+    items, doc = _selected(_rendered(args), args.what)
     if doc is not None:
         print(json.dumps(doc, indent=2, sort_keys=True))
         return 0
@@ -83,27 +63,18 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    rendered = render_file(args.config, facts_from_args(args), args.hypervisor)
+    rendered = _rendered(args)
     items, doc = _selected(rendered, args.what)
     lines = explain_fields(rendered.vmconfig_sources) if doc is not None else explain_args(items)
     sys.stdout.write("".join(line + "\n" for line in lines))
     return 0
 
 
-COMMANDS = {"render": cmd_render, "explain": cmd_explain}
+def register_render(sub: argparse._SubParsersAction) -> None:
+    p = _render_parser(sub, "render", RENDER_HELP)
+    p.add_argument("--format", choices=("lines", "shell", "json"), default="lines")
+    p.set_defaults(handler=cmd_render)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    handler = getattr(args, "handler", None) or COMMANDS[args.command]
-    try:
-        return handler(args)
-    except KatatestError as err:
-        print(f"katatest: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("katatest: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 0
+def register_explain(sub: argparse._SubParsersAction) -> None:
+    _render_parser(sub, "explain", EXPLAIN_HELP).set_defaults(handler=cmd_explain)

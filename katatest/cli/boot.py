@@ -1,4 +1,7 @@
-"""``katatest boot CONFIG [flags] [-- CMD ...]``: boot the generated argv, run CMD in the guest, tear down."""
+"""``katatest boot CONFIG [flags] [-- CMD ...]``: boot the generated argv, run CMD in the guest, tear down.
+
+Flags go anywhere before ``--``; the guest command is exactly what follows it (default: cat /proc/cmdline).
+The launcher, QMP and testinfra are imported only here, when a guest is really booted."""
 
 from __future__ import annotations
 
@@ -8,20 +11,25 @@ import sys
 import tempfile
 from pathlib import Path
 
-from katatest.assets.cache import ensure_assets
-from katatest.boot import CannotBoot, VmmMissing, boot_guest, check_bootable
-from katatest.cli_facts import add_fact_flags, facts_from_args
-from katatest.hostfacts import detect
-from katatest.launch.kvm import accel_verdict
-from katatest.qemu.arch import QEMU_PATHS
-from katatest.render import render_doc
+from katatest.cli.facts import config_facts
+from katatest.kata.flags import add_fact_flags
 from katatest.tomlconf import load_toml
+
+DEFAULT_COMMAND = ("cat", "/proc/cmdline")
 
 
 def cmd_boot(args: argparse.Namespace) -> int:
+    from katatest.assets.cache import ensure_assets
+    from katatest.boot import CannotBoot, VmmMissing, boot_guest, check_bootable
+    from katatest.hostfacts import detect
+    from katatest.launch.kvm import accel_verdict
+    from katatest.qemu.arch import QEMU_PATHS
+    from katatest.render import render_doc
+
+    command = list(args.command_argv or DEFAULT_COMMAND)
     host = detect()
-    facts = facts_from_args(args, detect=True)
     document = load_toml(args.config)
+    facts = config_facts(args, document, detect=True)
     try:  # before assets: a missing QEMU must not wait for a kernel build to be reported
         preview = facts.with_overrides(sandbox_id="kt" + "1" * 14)  # short, like boot_guest's ids
         check_bootable(render_doc(document, preview, Path(args.config).stem), host, preview)
@@ -34,8 +42,6 @@ def cmd_boot(args: argparse.Namespace) -> int:
                            kernel_path=args.kernel, initrd_path=args.initrd, image_path=args.image)
     accel = accel_verdict(QEMU_PATHS[facts.arch], facts.arch, str(assets.kernel))
     print(f"accelerator: {accel.accel} ({accel.reason})", file=sys.stderr)
-    command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
-    command = command or ["cat", "/proc/cmdline"]
     with tempfile.TemporaryDirectory(prefix="katatest-boot-") as run_root:
         try:
             with boot_guest(document, facts, host=host, assets=assets, accel=accel, run_root=run_root,
@@ -53,12 +59,13 @@ def cmd_boot(args: argparse.Namespace) -> int:
 
 
 def register_boot(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("boot", help="boot a Kata config's generated argv and run a command in the guest")
+    p = sub.add_parser("boot", help="boot a Kata config's generated argv and run a command in the guest",
+                       usage="katatest boot CONFIG [flags] [-- CMD ...]",
+                       epilog="Everything after the first -- is the guest command (default: cat /proc/cmdline).")
     p.add_argument("config", help="a Kata 3.0.0 configuration-qemu.toml")
     add_fact_flags(p)
     p.add_argument("--kernel", help="guest kernel to use instead of the built one")
     p.add_argument("--initrd", help="guest initrd to use instead of the built one")
     p.add_argument("--image", help="guest rootfs image to use instead of the built one")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds CMD may run in the guest")
-    p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ... (default: cat /proc/cmdline)")
-    p.set_defaults(handler=cmd_boot)
+    p.set_defaults(handler=cmd_boot, command_argv=None)
