@@ -346,6 +346,7 @@ def test_channel_recovers_every_command_through_a_lossy_console(shape, tmp_path)
         assert result.stdout == payload + b"y" * 70000 and result.exit_status == 0
     counts = lossy.counts
     assert counts["to_guest"].total >= 5 and counts["to_host"].total >= 5, counts
-    assert channel.stats.commands == 41
-    assert channel.stats.request_resends + channel.stats.damaged_chunks >= 5, channel.stats
+    assert channel.stats.commands in (41, 42)  # 42 when the ready banner was lost and the console asked for
+    stats = channel.stats
+    assert stats.request_resends + stats.silent_pokes + stats.damaged_chunks >= 5, stats
     print(f"{shape}: faults {counts}; channel {channel.stats}")

@@ -30,10 +30,12 @@ class ChannelStats:
     commands: int = 0
     request_resends: int = 0
     damaged_chunks: int = 0
+    silent_pokes: int = 0  # chunks asked for again after silence (a lost KTNEED, or a lost chunk)
 
-    def record(self, sends: int, reply: protocol.Reply) -> None:
+    def record(self, sends: int, pokes: int, reply: protocol.Reply) -> None:
         self.commands += 1
         self.request_resends += sends - 1
+        self.silent_pokes += pokes
         self.damaged_chunks += sum(reply.corrupt.values())
 
 
@@ -229,7 +231,7 @@ class GuestChannel:
         self._buf.clear()  # nothing of this request can have arrived before it was sent
         reply = protocol.Reply(request_id)
         self._send(request, deadline, f"the request {text!r}")
-        sends, backoff = 1, RESEND_FIRST
+        sends, pokes, backoff = 1, 0, RESEND_FIRST
         quiet_until = time.monotonic() + backoff
         while time.monotonic() < deadline:
             self._receive(min(0.25, max(deadline - time.monotonic(), 0)))
@@ -239,7 +241,7 @@ class GuestChannel:
             except ValueError as exc:
                 raise GuestChannelError(f"garbled reply to {text!r}: {exc}") from None
             if result is not None:
-                self.stats.record(sends, reply)
+                self.stats.record(sends, pokes, reply)
                 return result
             for seq in damaged:
                 if reply.corrupt[seq] > MAX_DAMAGED:
@@ -252,6 +254,7 @@ class GuestChannel:
             elif time.monotonic() >= quiet_until:  # silence: the request or a reply frame was lost
                 if reply.accepted:
                     self._send(protocol.need_line(request_id, reply.missing()), deadline, "a resend request")
+                    pokes += 1
                 else:
                     self._send(request, deadline, f"the request {text!r}")
                     sends += 1
