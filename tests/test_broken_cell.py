@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.usefixtures("isolated_env")  # sub-sessions with their own TMPDIR/XDG_RUNTIME_DIR
+
 
 def run_suites(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, Path]:
     """``pytest suites/test_cmdline.py ARGS`` in its own session, with its own reports dir."""

@@ -44,6 +44,7 @@ from tests.faults.helpers import (
 )
 
 ME = os.getpid()
+pytestmark = pytest.mark.usefixtures("isolated_env")  # VMs, sub-sessions and sweeps: own TMPDIR/XDG
 SHARED = "/run/kata-containers/shared/containers"
 TCG = AccelVerdict("tcg", "fault tests")
 
@@ -88,6 +89,24 @@ def test_silent_guest_times_out_with_console_tail(tmp_path: Path) -> None:
     assert "guest init not ready after 15s; console tail:" in str(info.value)
     assert "KTPING" in str(info.value)  # the shell got (and choked on) our pings: the tail is the console's
     assert elapsed < 15 + 15, f"boot_guest took {elapsed:.0f}s with ready_timeout=15"
+    assert leftovers([ME]) == []
+
+
+@pytest.mark.boot
+def test_never_ready_guest_fails_within_the_ready_timeout(tmp_path: Path) -> None:
+    """arm64 QEMU handed the amd64 kernel never opens its console: every stage (launch, QMP, connect,
+    each ping sent into a socket nobody reads) is bounded by the one ready timeout."""
+    amd64 = built_assets("amd64")
+    document, facts, host = cell_config("arm64-initrd")
+    wrong = GuestAssets("arm64", amd64.kernel, amd64.initrd, amd64.image, amd64.image_size)
+    start = time.monotonic()
+    with pytest.raises(GuestTimeout) as info, boot_guest(
+            document, facts, host=host, assets=wrong, accel=TCG, run_root=tmp_path / "runs",
+            name="never-ready", ready_timeout=12):
+        pytest.fail("a guest without a kernel it can run answered")
+    elapsed = time.monotonic() - start
+    assert "guest init not ready after" in str(info.value) and "console tail:" in str(info.value)
+    assert elapsed < 12 + 6, f"boot_guest took {elapsed:.0f}s with ready_timeout=12"
     assert leftovers([ME]) == []
 
 

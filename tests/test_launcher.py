@@ -25,7 +25,7 @@ from katatest.launch.proc import alive
 from katatest.launch.sweep import katatest_processes, sweep
 from katatest.launch.vm import VirtualMachine
 
-pytestmark = pytest.mark.boot
+pytestmark = [pytest.mark.boot, pytest.mark.usefixtures("isolated_env")]  # own TMPDIR and XDG_RUNTIME_DIR
 VECTORS = Path(__file__).parent / "data/conformance/kata-3.0.0/named"
 ROOT = Path(__file__).resolve().parents[1]
 

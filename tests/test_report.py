@@ -3,23 +3,38 @@
 from __future__ import annotations
 
 import json
-import os
 import re
+import shutil
 import subprocess
-import sys
+import tempfile
 import textwrap
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from katatest import hostfacts
 from katatest.cli import main
+from katatest.launch.proc import owner_token
+from katatest.launch.sweep import Scope, katatest_processes, marked_dirs
+from katatest.launch.vm import (
+    MARKER_ENV,
+    OWNER_ENV,
+    OWNER_FILE,
+    RUN_ROOT_PREFIX,
+    RUNTIME_PARENT,
+    RUNTIME_PREFIX,
+    SCOPE_FILE,
+    make_runtime_dir,
+)
 from katatest.report import artifacts, html
 from katatest.report.merge import MergeError, merge
 from katatest.report.outcomes import combine_phases, phase_outcome, worst
-from katatest.report.summary import TestResult, build_summary, load, save
+from katatest.report.summary import Boot, TestResult, boots_from_events, build_summary, load, save
 from katatest.report.terminal import lines
+from tests.faults.helpers import ROOT, run_pytest
 
 DIMS = {
     "amd64-nvdimm-virtiofs-scsi": {"arch": "amd64", "protection": "none", "rootfs": "image-nvdimm",
@@ -99,7 +114,9 @@ def test_summary_cells_groups_and_totals():
     assert (sev.outcome, sev.groups["qmp"].outcome, sev.groups["devices"].message) == ("error", "error", "no SEV")
     assert arm.dims["block_driver"] == "virtio-blk" and arm.artifacts == ["argv.txt"]
     assert s.totals["tests"] == {"failed": 1, "error": 1, "passed": 5, "skipped": 2, "total": 9}
-    assert s.totals["cells"] == {"failed": 1, "error": 1, "passed": 1, "skipped": 0, "total": 3}
+    assert s.totals["cells"] == {"failed": 1, "error": 1, "passed": 1, "generation-only": 0, "skipped": 0,
+                                 "total": 3}
+    assert s.totals["booted"]["total"] == 0 and not any(c.boot for c in s.cells)  # no boot events: unknown
     assert [t.nodeid for t in s.other_tests] == ["tests/test_x.py::test_plain"]
     assert s.shard == "1/2"
 
@@ -130,6 +147,85 @@ def test_terminal_lines():
     out = lines(build_summary(synthetic_tests(), DIMS, wall_time_s=12.25))
     assert out[0].startswith("wall time 12.2 s; 3 cells")
     assert re.match(r"arm64-initrd\s+FAILED\s+\d+\.\ds\s+cmdline:FAIL devices:pass$", out[3])
+
+
+# --- honest outcomes: a cell whose guest never booted is generation-only --------------------------------
+
+GEN = {"amd64-booted": {"arch": "amd64"}, "amd64-sev": {"arch": "amd64", "protection": "sev"},
+       "amd64-tdx": {"arch": "amd64", "protection": "tdx"}}
+SEV_WHY = "cannot boot here: no SEV hardware on this host (/sys/module/kvm_amd/parameters/sev says no)"
+
+
+def generation_only_tests() -> list[TestResult]:
+    """amd64-booted booted and passed; amd64-sev and amd64-tdx could not boot: their generation checks
+    passed (tdx's golden did not) and their guest checks skipped in the guest fixture."""
+    return [
+        _t("amd64-booted", "generation", "passed"), _t("amd64-booted", "cmdline", "passed"),
+        _t("amd64-sev", "generation", "passed"), _t("amd64-sev", "cmdline", "skipped", SEV_WHY),
+        _t("amd64-tdx", "generation", "failed", "AssertionError: argv changed"),
+        _t("amd64-tdx", "cmdline", "skipped", "cannot boot here: no TDX hardware"),
+    ]
+
+
+GEN_BOOTS = {"amd64-booted": Boot("booted", "", 1), "amd64-sev": Boot("skipped", SEV_WHY),
+             "amd64-tdx": Boot("skipped", "cannot boot here: no TDX hardware")}
+
+
+def test_boots_from_events_per_cell():
+    events = [{"cell": "a", "state": "booted", "worker": "gw0"}, {"cell": "a", "state": "booted", "worker": "gw1"},
+              {"cell": "b", "state": "skipped", "reason": "no SEV"}, {"cell": "c", "state": "error", "reason": "x"},
+              {"cell": "d", "state": "skipped", "reason": "first"}, {"cell": "d", "state": "booted"}]
+    boots = boots_from_events(events)
+    assert boots["a"] == Boot("booted", "", 2)  # two workers booted it (--dist load)
+    assert boots["b"] == Boot("skipped", "no SEV", 0) and boots["c"].state == "error"
+    assert boots["d"].state == "booted" and boots["d"].count == 1
+
+
+def test_a_cell_that_never_booted_is_generation_only_not_passed():
+    s = build_summary(generation_only_tests(), GEN, boots=GEN_BOOTS, wall_time_s=5.0)
+    booted, sev, tdx = s.cells
+    assert (booted.outcome, booted.boot, booted.boots) == ("passed", "booted", 1)
+    assert (sev.outcome, sev.boot, sev.boot_skip_reason) == ("generation-only", "skipped", SEV_WHY)
+    assert (tdx.outcome, tdx.boot_skip_reason) == ("failed", "cannot boot here: no TDX hardware")  # a failure wins
+    assert s.totals["cells"] == {"failed": 1, "error": 0, "passed": 1, "generation-only": 1, "skipped": 0,
+                                 "total": 3}
+    assert s.totals["booted"] == {"failed": 0, "error": 0, "passed": 1, "skipped": 0, "total": 1}
+
+
+def test_terminal_counts_booted_cells_apart_and_says_why_a_cell_did_not_boot():
+    out = lines(build_summary(generation_only_tests(), GEN, boots=GEN_BOOTS, wall_time_s=5.0))
+    assert out[0].startswith("wall time 5.0 s; 3 cells: 1 booted (1 passed), 2 not booted (1 failed, "
+                             "1 generation-only); 6 tests"), out[0]
+    assert re.match(r"amd64-booted\s+PASSED\s+\d+\.\ds\s+generation:pass cmdline:pass$", out[1]), out[1]
+    assert re.match(rf"amd64-sev\s+GEN-ONLY\s+\d+\.\ds\s+generation:pass cmdline:skip  \(not booted: "
+                    rf"{re.escape(SEV_WHY)}\)$", out[2]), out[2]
+    assert out[3].endswith("(not booted: cannot boot here: no TDX hardware)") and "FAILED" in out[3]
+
+
+def test_html_shows_generation_only_with_the_reason(tmp_path):
+    s = build_summary(generation_only_tests(), GEN, boots=GEN_BOOTS)
+    page = html.write(s, tmp_path / "matrix.html", tmp_path).read_text()
+    rows = _rows(page)
+    sev = rows["amd64-sev"]
+    assert 'class="overall outcome-generation-only" data-boot="skipped"' in sev
+    assert "gen-only<small>" in sev and "not booted: cannot boot here: no SEV hardware" in sev  # visible
+    assert 'data-boot="booted"' in rows["amd64-booted"] and "outcome-passed" in rows["amd64-booted"]
+    assert re.search(r'id="booted">booted <b>1</b> \(1 passed\)', page)
+    assert re.search(r'id="not-booted">not booted <b>2</b>', page)
+    assert "cells <b>3</b> (1 failed, 1 passed, 1 generation-only)" in page
+    assert 'class="outcome-generation-only">gen-only = generation-only' in page  # legend
+
+
+def test_generation_only_survives_save_load_and_merge(tmp_path):
+    s = build_summary(generation_only_tests(), GEN, boots=GEN_BOOTS, shard="1/1")
+    save(s, tmp_path / "summary.json")
+    again = load(tmp_path / "summary.json")
+    assert again == s and again.cell("amd64-sev").boot_skip_reason == SEV_WHY
+    merged = merge([again], ["only"])
+    assert [(c.name, c.outcome, c.boot, c.boots) for c in merged.cells] == [
+        ("amd64-booted", "passed", "booted", 1), ("amd64-sev", "generation-only", "skipped", 0),
+        ("amd64-tdx", "failed", "skipped", 0)]
+    assert merged.totals == s.totals
 
 
 # --- html -------------------------------------------------------------------------------------------------
@@ -287,13 +383,6 @@ SUITES = {
 }
 
 
-def _pytest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH", "")])
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=300)
-
-
 def _project(tmp_path: Path) -> None:
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     (tmp_path / "conftest.py").write_text(CONFTEST.format(dims=json.dumps(DIMS)))
@@ -301,13 +390,14 @@ def _project(tmp_path: Path) -> None:
         (tmp_path / name).write_text(textwrap.dedent(body.format(cells=sorted(DIMS))))
 
 
-def test_plugin_end_to_end_under_xdist(tmp_path):
+def test_plugin_end_to_end_under_xdist(tmp_path, isolated_env):
     _project(tmp_path)
     cells = tmp_path / "out" / "cells" / "arm64-initrd"
     cells.mkdir(parents=True)
     (cells / "argv.txt").write_text("/usr/bin/qemu-system-aarch64\n")
     (cells / "console.log").write_text("Linux version\n")
-    run = _pytest(tmp_path, "-n", "2", "--katatest-reports", "out", "--junitxml", "out/junit.xml")
+    run = run_pytest(tmp_path, "-n", "2", "--katatest-reports", "out", "--junitxml", "out/junit.xml",
+                     env=isolated_env)
     assert run.returncode == 1, run.stdout + run.stderr
     assert "katatest matrix" in run.stdout and re.search(r"arm64-initrd\s+FAILED", run.stdout), run.stdout
 
@@ -342,11 +432,108 @@ def test_plugin_end_to_end_under_xdist(tmp_path):
     assert json.loads(props["katatest_cell_dims"]) == DIMS["arm64-initrd"]
 
 
-def test_plugin_writes_nothing_for_runs_without_cells(tmp_path):
+def test_plugin_writes_nothing_for_runs_without_cells(tmp_path, isolated_env):
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     (tmp_path / "test_plain.py").write_text("def test_plain():\n    pass\n")
-    run = _pytest(tmp_path, "-p", "no:xdist")
+    run = run_pytest(tmp_path, "-p", "no:xdist", env=isolated_env)
     assert run.returncode == 0, run.stdout + run.stderr
     assert not (tmp_path / "reports").exists() and "katatest matrix" not in run.stdout
-    run = _pytest(tmp_path, "-p", "no:xdist", "--katatest-reports", "explicit")
+    run = run_pytest(tmp_path, "-p", "no:xdist", "--katatest-reports", "explicit", env=isolated_env)
     assert load(tmp_path / "explicit" / "summary.json").totals["other"]["passed"] == 1
+
+
+# --- honest outcomes end to end: the real guest fixture on cells that cannot boot here --------------------
+
+
+def test_cells_that_cannot_boot_here_are_generation_only_end_to_end(tmp_path, isolated_env):
+    """SEV and TDX cells on a host without them: the guest fixture skips (no QEMU is started), generation
+    passes; the terminal, summary.json, JUnit and matrix.html say generation-only, with the reason."""
+    if hostfacts.detect().guest_protection != "none":
+        pytest.skip("this host has SEV or TDX: those cells would boot")
+    out = tmp_path / "reports"
+    run = run_pytest(ROOT, "suites/test_generation.py", "suites/test_cmdline.py", "-k", "amd64-sev or amd64-tdx",
+                     "-p", "no:xdist", "--katatest-arch", "amd64", "--katatest-reports", str(out),
+                     "--junitxml", str(out / "junit.xml"), env=isolated_env)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    s = load(out / "summary.json")
+    assert {c.name: (c.outcome, c.boot) for c in s.cells} == {"amd64-sev": ("generation-only", "skipped"),
+                                                              "amd64-tdx": ("generation-only", "skipped")}
+    sev = s.cell("amd64-sev")
+    assert sev.boot_skip_reason.startswith("cannot boot here: no SEV hardware on this host"), sev.boot_skip_reason
+    assert sev.groups["generation"].outcome == "passed" and sev.groups["cmdline"].outcome == "skipped"
+    assert s.totals["booted"]["total"] == 0 and s.totals["cells"]["generation-only"] == 2
+    assert "2 cells: 0 booted, 2 not booted (2 generation-only)" in run.stdout, run.stdout[-2000:]
+    assert re.search(r"amd64-sev\s+GEN-ONLY\s.*\(not booted: cannot boot here: no SEV hardware", run.stdout)
+
+    cases = [c for c in ET.parse(out / "junit.xml").iter("testcase")
+             if any(p.get("value") == "amd64-sev" for p in c.iter("property") if p.get("name") == "katatest_cell")]
+    assert len(cases) >= 5, "the cell's generation and cmdline test cases"  # 3 generation + 2 cmdline
+    for case in cases:  # generation test cases too, although they ran before the guest fixture skipped
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        assert props["katatest_cell_outcome"] == "generation-only", (case.get("name"), props)
+        assert props["katatest_boot_skip_reason"] == sev.boot_skip_reason
+
+    row = _rows((out / "matrix.html").read_text())["amd64-sev"]
+    assert "outcome-generation-only" in row and "not booted: cannot boot here: no SEV hardware" in row
+
+
+# --- isolated tests: a sub-session sees only its own TMPDIR and XDG_RUNTIME_DIR -------------------------
+
+
+def test_a_sub_session_does_not_reap_what_another_tests_dead_owner_left(tmp_path, isolated_env):
+    """A killed owner's dirs and its orphan in the shared /tmp (tests/test_faults.py kills owners on purpose)
+    are not a sub-session's business when it has its own dirs: it neither removes nor reports them (issue 9:
+    this test's end-to-end sibling found ``swept_at_finish`` entries)."""
+    dead = subprocess.Popen(["sleep", "30"])
+    token = owner_token(dead.pid)
+    dead.kill()
+    dead.wait()
+    planted = [Path(tempfile.mkdtemp(prefix=p, dir=RUNTIME_PARENT)) for p in (RUNTIME_PREFIX, RUN_ROOT_PREFIX)]
+    shared = {k: v for k, v in isolated_env.items() if k not in ("TMPDIR", "XDG_RUNTIME_DIR")}
+    orphan = subprocess.Popen(["sleep", "300"], env={**shared, MARKER_ENV: str(planted[1]), OWNER_ENV: token})
+    try:
+        for path in planted:
+            (path / OWNER_FILE).write_text(token)
+        (tmp_path / "pytest.ini").write_text("[pytest]\n")
+        (tmp_path / "test_plain.py").write_text("def test_plain():\n    pass\n")
+        run = run_pytest(tmp_path, "-p", "no:xdist", "--katatest-reports", "out", env=isolated_env)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "reaped" not in run.stdout, run.stdout
+        assert not [k for k in load(tmp_path / "out" / "summary.json").environment if k.startswith("swept_at")]
+        assert orphan.poll() is None, "the sub-session killed another scope's orphan"
+        assert all(path.is_dir() for path in planted), "the sub-session removed another scope's dirs"
+        assert set(planted) <= set(marked_dirs(Scope.of(shared))), "planted where an unisolated run looks"
+    finally:
+        orphan.kill()
+        orphan.wait()
+        for path in planted:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def test_sweep_scope_follows_tmpdir_and_xdg_runtime_dir(isolated_env):
+    """Dirs and processes are the sweep's only in its own scope; another scope's are left alone, even in
+    the same /tmp (a root owner's runtime dirs are there whatever its XDG_RUNTIME_DIR)."""
+    here = Scope.of()
+    assert here.tempdir == isolated_env["TMPDIR"] and Scope.of(isolated_env) == here
+    other = Scope.of({"PATH": "/usr/bin"})
+    assert other.tempdir == "/tmp" and other.key != here.key
+    mine = Path(make_runtime_dir())
+    theirs = Path(tempfile.mkdtemp(prefix=RUNTIME_PREFIX, dir=RUNTIME_PARENT))
+    (theirs / OWNER_FILE).write_text("1:0")
+    (theirs / SCOPE_FILE).write_text(other.key)
+    try:
+        assert mine in marked_dirs(here) and mine not in marked_dirs(other)
+        assert theirs in marked_dirs(other) and theirs not in marked_dirs(here)
+    finally:
+        shutil.rmtree(mine, ignore_errors=True)
+        shutil.rmtree(theirs, ignore_errors=True)
+    proc = subprocess.Popen(["sleep", "60"], env={**isolated_env, MARKER_ENV: "x", OWNER_ENV: "1:0"})
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and proc.pid not in [p.pid for p in katatest_processes(scope=here)]:
+            time.sleep(0.05)  # its environ is readable once it exec()ed sleep
+        assert proc.pid in [p.pid for p in katatest_processes(scope=here)]
+        assert proc.pid not in [p.pid for p in katatest_processes(scope=other)]
+    finally:
+        proc.kill()
+        proc.wait()

@@ -1,5 +1,7 @@
 """Find and remove what dead katatest owners left behind: marked QEMU/virtiofsd/supervisor processes and
-private runtime dirs. Only leftovers whose owner process is gone are touched (others may be running VMs)."""
+private runtime dirs. Only leftovers whose owner process is gone are touched (others may be running VMs),
+and only those of the sweeper's own :class:`Scope` (its TMPDIR and XDG_RUNTIME_DIR): concurrent sessions
+given their own dirs never see each other's leftovers."""
 
 from __future__ import annotations
 
@@ -9,11 +11,64 @@ import signal
 import stat
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from katatest.launch.proc import ProcInfo, alive, kill, processes, token_alive
-from katatest.launch.vm import MARKER_ENV, OWNER_ENV, OWNER_FILE, RUN_ROOT_PREFIX, RUNTIME_PREFIX, runtime_parents
+from katatest.launch.vm import (
+    MARKER_ENV,
+    OWNER_ENV,
+    OWNER_FILE,
+    RUN_ROOT_PREFIX,
+    RUNTIME_PARENT,
+    RUNTIME_PREFIX,
+    SCOPE_FILE,
+    runtime_parent,
+    scope_key,
+)
+
+LEGACY_SCOPE = scope_key({})  # dirs marked before they carried a scope file: those of the default environment
+
+
+def _tempdir_of(environ: Mapping[str, str]) -> str:
+    """The temp dir a process with ``environ`` uses (tempfile's rule, short of probing writability)."""
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        value = environ.get(name, "")
+        if value and os.path.isdir(value):
+            return os.path.abspath(value)
+    return "/tmp"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one environment's sweeps may touch: the marked dirs and processes of owners that ran with the
+    same TMPDIR and XDG_RUNTIME_DIR (``key``; dirs carry it in a scope file, processes in their inherited
+    environment), looked for where such owners put them (``parents``: runtime dirs; ``tempdir``: run roots)."""
+
+    key: str
+    parents: tuple[str, ...]
+    tempdir: str
+
+    @classmethod
+    def of(cls, environ: Mapping[str, str] | None = None) -> Scope:
+        """The scope of ``environ`` (default: this process, whose temp dir is tempfile's)."""
+        env = os.environ if environ is None else environ
+        tempdir = os.path.abspath(tempfile.gettempdir() if environ is None else _tempdir_of(environ))
+        return cls(scope_key(env), tuple(sorted({RUNTIME_PARENT, runtime_parent(env), tempdir})), tempdir)
+
+    def holds(self, proc: ProcInfo) -> bool:
+        """Whether ``proc`` was started by an owner of this scope."""
+        return scope_key(proc.environ) == self.key
+
+    def holds_dir(self, path: Path) -> bool:
+        try:
+            key = (path / SCOPE_FILE).read_text()
+        except FileNotFoundError:
+            key = LEGACY_SCOPE
+        except OSError:
+            return False
+        return key == self.key
 
 
 @dataclass
@@ -30,23 +85,27 @@ class SweepReport:
         return "; ".join([f"killed {p}" for p in self.killed] + [f"removed {d}" for d in self.removed])
 
 
-def katatest_processes(include_live_owners: bool = True) -> list[ProcInfo]:
-    """Processes started by a katatest VirtualMachine (they carry the marker in their environment)."""
+def katatest_processes(include_live_owners: bool = True, scope: Scope | None = None) -> list[ProcInfo]:
+    """Processes started by a katatest VirtualMachine (they carry the marker in their environment), of
+    ``scope`` only when given."""
     out = []
     for proc in processes():
         if proc.pid == os.getpid() or MARKER_ENV not in proc.environ:
+            continue
+        if scope is not None and not scope.holds(proc):
             continue
         if include_live_owners or not token_alive(proc.environ.get(OWNER_ENV, "")):
             out.append(proc)
     return out
 
 
-def marked_dirs() -> list[Path]:
+def marked_dirs(scope: Scope | None = None) -> list[Path]:
     """Runtime dirs (``/tmp/kt-*``, or under a non-root user's XDG_RUNTIME_DIR) and run roots
-    (``$TMPDIR/katatest-*``) that carry an owner file."""
-    found = [p for parent in runtime_parents() for p in Path(parent).glob(f"{RUNTIME_PREFIX}*")]
-    found += Path(tempfile.gettempdir()).glob(f"{RUN_ROOT_PREFIX}*")
-    return sorted(p for p in set(found) if _ours(p))
+    (``$TMPDIR/katatest-*``) of ``scope`` (default: this process's)."""
+    scope = scope or Scope.of()
+    found = [p for parent in scope.parents for p in Path(parent).glob(f"{RUNTIME_PREFIX}*")]
+    found += Path(scope.tempdir).glob(f"{RUN_ROOT_PREFIX}*")
+    return sorted(p for p in set(found) if _ours(p) and scope.holds_dir(p))
 
 
 def _ours(path: Path) -> bool:
@@ -58,10 +117,10 @@ def _ours(path: Path) -> bool:
     return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid()
 
 
-def leftover_runtime_dirs(include_live_owners: bool = False) -> list[Path]:
+def leftover_runtime_dirs(include_live_owners: bool = False, scope: Scope | None = None) -> list[Path]:
     """Marked dirs whose owner is gone (or all of them with ``include_live_owners``)."""
     out = []
-    for path in marked_dirs():
+    for path in marked_dirs(scope):
         try:
             token = (path / OWNER_FILE).read_text().strip()
         except OSError:
@@ -71,10 +130,12 @@ def leftover_runtime_dirs(include_live_owners: bool = False) -> list[Path]:
     return out
 
 
-def sweep(include_live_owners: bool = False) -> SweepReport:
-    """Kill orphaned katatest processes and remove orphaned runtime dirs; say what was done."""
+def sweep(include_live_owners: bool = False, scope: Scope | None = None) -> SweepReport:
+    """Kill orphaned katatest processes and remove orphaned runtime dirs of ``scope`` (default: this
+    process's); say what was done."""
+    scope = scope or Scope.of()
     report = SweepReport()
-    victims = katatest_processes(include_live_owners)
+    victims = katatest_processes(include_live_owners, scope)
     for proc in victims:
         kill(proc.pid, signal.SIGKILL)
         report.killed.append(f"{proc.pid} {' '.join(proc.cmdline[:1])}")
@@ -82,7 +143,7 @@ def sweep(include_live_owners: bool = False) -> SweepReport:
     while victims and time.monotonic() < deadline:
         victims = [p for p in victims if alive(p.pid)]
         time.sleep(0.05)
-    for path in leftover_runtime_dirs(include_live_owners):
+    for path in leftover_runtime_dirs(include_live_owners, scope):
         shutil.rmtree(path, ignore_errors=True)
         report.removed.append(str(path))
     return report

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from katatest.launch.capabilities import refusal_findings
@@ -37,16 +38,17 @@ RUNTIME_PARENT = "/tmp"  # short on purpose: unix socket paths are limited to 10
 XDG_PARENT_MAX = 40  # a longer XDG_RUNTIME_DIR would push the VM's sockets past SOCKET_PATH_MAX
 RUN_ROOT_PREFIX = "katatest-"
 OWNER_FILE = ".katatest-owner"
+SCOPE_FILE = ".katatest-scope"
 MARKER_ENV = "KATATEST_VM"
 OWNER_ENV = "KATATEST_OWNER"
 SOCKET_PATH_MAX = 107
 DEFAULT_RUN_ROOT = os.path.join(tempfile.gettempdir(), "katatest-runs")
 
 
-def runtime_parent() -> str:
+def runtime_parent(environ: Mapping[str, str] | None = None) -> str:
     """Where private runtime dirs go: a non-root user's own XDG_RUNTIME_DIR (as Kata's rootless runtime
-    uses it) when it is a short, private dir of ours; else /tmp."""
-    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
+    uses it) when it is a short, private dir of ours; else /tmp. ``environ``: whose (default: this process's)."""
+    xdg = (os.environ if environ is None else environ).get("XDG_RUNTIME_DIR", "")
     if os.geteuid() == 0 or not os.path.isabs(xdg) or len(xdg) > XDG_PARENT_MAX:
         return RUNTIME_PARENT
     try:
@@ -58,15 +60,20 @@ def runtime_parent() -> str:
     return RUNTIME_PARENT
 
 
-def runtime_parents() -> list[str]:
-    """Every place private runtime dirs of this user can be (for the sweeper)."""
-    return sorted({RUNTIME_PARENT, runtime_parent()})
+def scope_key(environ: Mapping[str, str] | None = None) -> str:
+    """Whose sweeps may reap what an owner with ``environ`` (default: this process's) leaves behind: those
+    with the same TMPDIR and XDG_RUNTIME_DIR (``katatest.launch.sweep.Scope``)."""
+    env = os.environ if environ is None else environ
+    tmp = next((env[n] for n in ("TMPDIR", "TEMP", "TMP") if env.get(n)), "/tmp")
+    xdg = env.get("XDG_RUNTIME_DIR", "")
+    return json.dumps([os.path.normpath(tmp), os.path.normpath(xdg) if xdg else ""])
 
 
 def _owned_tempdir(prefix: str, parent: str) -> str:
     path = tempfile.mkdtemp(prefix=prefix, dir=parent)
     os.chmod(path, 0o700)
     Path(path, OWNER_FILE).write_text(owner_token())
+    Path(path, SCOPE_FILE).write_text(scope_key())
     return path
 
 

@@ -14,11 +14,12 @@ def _order(name: str) -> tuple[int, str]:
 
 
 def cell_artifacts(cells_dir: Path, cell: str) -> list[str]:
-    """Files (relative paths, posix) in ``cells_dir/cell``, known ones first; [] if the dir is absent."""
+    """Files (relative paths, posix) in ``cells_dir/cell``, known ones first, no dotfiles (bookkeeping such
+    as the run stamp); [] if the dir is absent."""
     root = cells_dir / cell
     if not root.is_dir():
         return []
-    files = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
+    files = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")]
     return sorted(files, key=_order)
 
 

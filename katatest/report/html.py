@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from katatest.report.outcomes import OUTCOMES
+from katatest.report.outcomes import CELL_OUTCOMES, GENERATION_ONLY, OUTCOMES
 from katatest.report.summary import CellResult, GroupResult, Summary, TestResult
 
 DIMS = (("arch", "arch"), ("protection", "protection"), ("rootfs", "rootfs"), ("shared_fs", "shared fs"),
         ("block_driver", "block driver"), ("variant", "variant"))
 SHORT = 60
-LABEL = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "skipped": "skip"}
+LABEL = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "skipped": "skip", GENERATION_ONLY: "gen-only"}
 
 CSS = """
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em;color:#1f2328;background:#fff}
@@ -34,9 +34,11 @@ vertical-align:top;text-align:left}thead th{background:#f6f8fa;position:sticky;t
 overflow-wrap:anywhere}
 .outcome-passed{background:#d7f0d9;color:#14532d}.outcome-failed{background:#f8cfcf;color:#7f1d1d}
 .outcome-error{background:#ffdcb8;color:#7c2d12}.outcome-skipped{background:#ececec;color:#4b5563}
+.outcome-generation-only{background:#dbeafe;color:#1e3a8a}
 .outcome-none{background:#fff;color:#9ca3af;text-align:center}
 .row-passed .cell-name{border-left:5px solid #2e7d32}.row-failed .cell-name{border-left:5px solid #c62828}
 .row-error .cell-name{border-left:5px solid #e07b00}.row-skipped .cell-name{border-left:5px solid #9ca3af}
+.row-generation-only .cell-name{border-left:5px solid #3b82f6}
 .artifacts{min-width:26em}.artifacts a{display:inline-block;margin:0 .5em .1em 0;font-size:12px}
 .legend span{display:inline-block;padding:.1em .6em;margin-right:.4em;border-radius:4px}
 dl.env{display:grid;grid-template-columns:max-content auto;gap:.15em 1em;margin:.3em 0}
@@ -48,8 +50,8 @@ def _short(text: str, limit: int = SHORT) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"
 
 
-def _count_text(counts: dict[str, int]) -> str:
-    parts = [f"{counts[o]} {o}" for o in OUTCOMES if counts.get(o)]
+def _count_text(counts: dict[str, int], kinds: tuple[str, ...] = OUTCOMES) -> str:
+    parts = [f"{counts[o]} {o}" for o in kinds if counts.get(o)]
     return ", ".join(parts) or "no tests"
 
 
@@ -83,9 +85,16 @@ def _row(cell: CellResult, groups: list[str], extra: bool, link_base: str, cells
     if extra:
         dims += f'<td class="dim">{escape(_extra_dims(cell))}</td>'
     bad = [f"{g}: {r.message}" for g, r in cell.groups.items() if r.outcome in ("failed", "error") and r.message]
-    overall_title = "; ".join(bad) or cell.outcome
-    overall = (f'<td class="overall outcome-{cell.outcome}" title="{escape(overall_title)}">'
-               f"{LABEL.get(cell.outcome, cell.outcome)}<small>{cell.duration_s:.1f} s</small></td>")
+    not_booted = f"not booted: {cell.boot_skip_reason}" if cell.boot_skip_reason else ""
+    overall_title = "; ".join(bad + ([not_booted] if not_booted else [])) or cell.outcome
+    detail = f"{cell.duration_s:.1f} s"
+    if not_booted:
+        detail += f" \u2014 {_short(not_booted, 2 * SHORT)}"
+    elif cell.boots > 1:
+        detail += f" \u2014 booted {cell.boots}\u00d7 (once per worker)"
+    overall = (f'<td class="overall outcome-{cell.outcome}" data-boot="{escape(cell.boot)}" '
+               f'title="{escape(overall_title)}">{LABEL.get(cell.outcome, cell.outcome)}'
+               f"<small>{escape(detail)}</small></td>")
     cells = "".join(_group_td(g, cell.groups.get(g)) for g in groups)
     return (f'<tr class="cell-row row-{cell.outcome}" id="cell-{escape(cell.name)}" '
             f'data-cell="{escape(cell.name)}"><th class="cell-name" scope="row">{escape(cell.name)}</th>'
@@ -129,8 +138,14 @@ def _accel(environment: dict[str, Any]) -> str:
 def _totals(summary: Summary) -> str:
     cells = summary.totals.get("cells", {})
     tests = summary.totals.get("tests", {})
-    items = [f"cells <b>{cells.get('total', 0)}</b> ({escape(_count_text(cells))})",
-             f"tests <b>{tests.get('total', 0)}</b> ({escape(_count_text(tests))})",
+    items = [f"cells <b>{cells.get('total', 0)}</b> ({escape(_count_text(cells, CELL_OUTCOMES))})"]
+    if any(c.boot for c in summary.cells):
+        booted = summary.totals.get("booted", {})
+        not_booted = sum(1 for c in summary.cells if not c.booted)
+        items += [f'<span id="booted">booted <b>{booted.get("total", 0)}</b> '
+                  f"({escape(_count_text(booted))})</span>",
+                  f'<span id="not-booted">not booted <b>{not_booted}</b></span>']
+    items += [f"tests <b>{tests.get('total', 0)}</b> ({escape(_count_text(tests))})",
              f"wall time <b>{summary.wall_time_s:.1f} s</b>"]
     if summary.started:
         items.append(f"started {escape(summary.started)}")
@@ -173,8 +188,10 @@ def _other(summary: Summary) -> str:
 
 
 def _legend() -> str:
-    spans = "".join(f'<span class="outcome-{o}">{LABEL[o]} = {o}</span>' for o in OUTCOMES)
-    return f'<p class="legend muted">{spans}<span class="outcome-none">\u2014 = not run</span></p>'
+    spans = "".join(f'<span class="outcome-{o}">{LABEL[o]} = {o}</span>' for o in CELL_OUTCOMES)
+    return (f'<p class="legend muted">{spans}<span class="outcome-none">\u2014 = not run</span> '
+            "generation-only: the guest could not boot here (the row says why); only what Kata would launch "
+            "was checked</p>")
 
 
 def render(summary: Summary, link_base: str = "", cells_root: Path | None = None) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from katatest.errors import KatatestError
 from katatest.report import html
 from katatest.report.outcomes import OUTCOMES
-from katatest.report.summary import Summary, TestResult, build_summary, load, save
+from katatest.report.summary import Boot, Summary, TestResult, build_summary, load, save
 
 SUMMARY = "summary.json"
 MATRIX = "matrix.html"
@@ -52,9 +52,10 @@ def merge(summaries: list[Summary], names: list[str] | None = None) -> Summary:
     tests = [t for s in summaries for t in s.tests if t.cell is not None] + _other_tests(summaries)
     dims = {c.name: c.dims for s in summaries for c in s.cells}
     artifacts = {c.name: c.artifacts for s in summaries for c in s.cells}
+    boots = {c.name: Boot(c.boot, c.boot_skip_reason, c.boots) for s in summaries for c in s.cells}
     exits = [s.exit_status for s in summaries if s.exit_status is not None]
     merged = build_summary(
-        tests, dims, artifacts,
+        tests, dims, artifacts, boots,
         started=min((s.started for s in summaries if s.started), default=""),
         wall_time_s=max((s.wall_time_s for s in summaries), default=0.0),
         exit_status=next((e for e in exits if e != 0), 0 if exits else None),

@@ -9,6 +9,11 @@ PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
 OUTCOMES = (FAILED, ERROR, PASSED, SKIPPED)
 """Worst first: a group or cell takes the worst outcome of its tests."""
 
+GENERATION_ONLY = "generation-only"
+CELL_OUTCOMES = (FAILED, ERROR, PASSED, GENERATION_ONLY, SKIPPED)
+"""A cell whose guest could not boot here (skipped with a reason) and whose other checks passed is not
+"passed": only what Kata would launch was checked, nothing inside a guest."""
+
 MESSAGE_LIMIT = 500
 
 

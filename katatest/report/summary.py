@@ -8,9 +8,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from katatest.report.outcomes import OUTCOMES, worst
+from katatest.report.outcomes import CELL_OUTCOMES, GENERATION_ONLY, OUTCOMES, PASSED, SKIPPED, worst
 
-FORMAT = 1
+FORMAT = 2  # 2: cells say whether their guest booted (boot, boot_skip_reason, boots); "generation-only"
 GROUP_ORDER = ("generation", "cmdline", "devices", "rootfs", "shared_fs", "topology", "qmp")
 """Check groups in suite order; groups not listed follow alphabetically."""
 
@@ -38,9 +38,40 @@ class GroupResult:
     message: str = ""
 
 
+BOOTED, BOOT_SKIPPED, BOOT_ERROR = "booted", "skipped", "error"
+
+
+@dataclass
+class Boot:
+    """What became of a cell's guest in a run: ``state`` booted, skipped (``skip_reason`` says why), error,
+    or '' (no test of the cell needed a guest); ``count``: guests booted (1, or 1 per worker that got some
+    of the cell's tests under a --dist other than loadgroup)."""
+
+    state: str = ""
+    skip_reason: str = ""
+    count: int = 0
+
+
+def boots_from_events(events: list[dict[str, Any]]) -> dict[str, Boot]:
+    """Per cell, from the ``katatest_boot`` events of every process: booted wins over error over skipped."""
+    out: dict[str, Boot] = {}
+    for event in events:
+        boot = out.setdefault(str(event.get("cell")), Boot())
+        state = str(event.get("state", ""))
+        if state == BOOTED:
+            boot.count += 1
+        rank = (BOOTED, BOOT_ERROR, BOOT_SKIPPED, "")
+        if rank.index(state if state in rank else "") < rank.index(boot.state):
+            boot.state = state
+        if state == BOOT_SKIPPED and not boot.skip_reason:
+            boot.skip_reason = str(event.get("reason", ""))
+    return out
+
+
 @dataclass
 class CellResult:
-    """One matrix cell: its dimensions, per-group results and artifact files (relative to cells/<name>/)."""
+    """One matrix cell: its dimensions, per-group results and artifact files (relative to cells/<name>/),
+    and whether its guest booted (``boot``: booted|skipped|error|''; ``boots``: how often)."""
 
     name: str
     outcome: str
@@ -48,6 +79,13 @@ class CellResult:
     groups: dict[str, GroupResult] = field(default_factory=dict)
     artifacts: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    boot: str = ""
+    boot_skip_reason: str = ""
+    boots: int = 0
+
+    @property
+    def booted(self) -> bool:
+        return self.boot == BOOTED
 
 
 @dataclass
@@ -81,9 +119,9 @@ def order_groups(groups: set[str]) -> list[str]:
     return known + sorted(groups - set(GROUP_ORDER))
 
 
-def counts(outcomes: list[str]) -> dict[str, int]:
+def counts(outcomes: list[str], kinds: tuple[str, ...] = OUTCOMES) -> dict[str, int]:
     c = Counter(outcomes)
-    return {o: c.get(o, 0) for o in OUTCOMES} | {"total": len(outcomes)}
+    return {o: c.get(o, 0) for o in kinds} | {"total": len(outcomes)}
 
 
 def _group_result(tests: list[TestResult]) -> GroupResult:
@@ -92,9 +130,18 @@ def _group_result(tests: list[TestResult]) -> GroupResult:
     return GroupResult(outcome, counts([t.outcome for t in tests]), message)
 
 
+def cell_outcome(groups: dict[str, GroupResult], boot: Boot) -> str:
+    """The worst group outcome; a cell whose guest was skipped and nothing failed is generation-only."""
+    outcome = worst(g.outcome for g in groups.values()) or SKIPPED
+    if boot.state == BOOT_SKIPPED and outcome == PASSED:
+        return GENERATION_ONLY
+    return outcome
+
+
 def build_cells(tests: list[TestResult], dims: dict[str, dict[str, Any]],
-                artifacts: dict[str, list[str]]) -> list[CellResult]:
+                artifacts: dict[str, list[str]], boots: dict[str, Boot] | None = None) -> list[CellResult]:
     """Cells (sorted by name) of the cell tests; artifact lists of other (stale) cells are ignored."""
+    boots = boots or {}
     names = sorted({t.cell for t in tests if t.cell is not None})
     cells = []
     for name in names:
@@ -103,25 +150,30 @@ def build_cells(tests: list[TestResult], dims: dict[str, dict[str, Any]],
         for t in mine:
             by_group.setdefault(t.group or "?", []).append(t)
         groups = {g: _group_result(by_group[g]) for g in order_groups(set(by_group))}
-        outcome = worst(g.outcome for g in groups.values()) or "skipped"
-        cells.append(CellResult(name, outcome, dims.get(name, {}), groups, artifacts.get(name, []),
-                                round(sum(t.duration_s for t in mine), 3)))
+        boot = boots.get(name, Boot())
+        cells.append(CellResult(name, cell_outcome(groups, boot), dims.get(name, {}), groups,
+                                artifacts.get(name, []), round(sum(t.duration_s for t in mine), 3),
+                                boot.state, boot.skip_reason, boot.count))
     return cells
 
 
 def totals(summary: Summary) -> dict[str, dict[str, int]]:
+    """Tests, cells (with generation-only), the booted cells alone, and the tests outside cells."""
     return {"tests": counts([t.outcome for t in summary.tests]),
-            "cells": counts([c.outcome for c in summary.cells]),
+            "cells": counts([c.outcome for c in summary.cells], CELL_OUTCOMES),
+            "booted": counts([c.outcome for c in summary.cells if c.booted]),
             "other": counts([t.outcome for t in summary.other_tests])}
 
 
 def build_summary(tests: list[TestResult], dims: dict[str, dict[str, Any]] | None = None,
-                  artifacts: dict[str, list[str]] | None = None, **meta: Any) -> Summary:
-    """The whole summary from per-test results; ``meta`` sets Summary fields (started, wall_time_s, ...)."""
+                  artifacts: dict[str, list[str]] | None = None, boots: dict[str, Boot] | None = None,
+                  **meta: Any) -> Summary:
+    """The whole summary from per-test results and per-cell boots; ``meta`` sets Summary fields
+    (started, wall_time_s, ...)."""
     tests = sorted(tests, key=lambda t: t.nodeid)
     summary = Summary(**meta)
     summary.tests = tests
-    summary.cells = build_cells(tests, dims or {}, artifacts or {})
+    summary.cells = build_cells(tests, dims or {}, artifacts or {}, boots)
     summary.groups = order_groups({g for c in summary.cells for g in c.groups})
     summary.totals = totals(summary)
     return summary

@@ -1,24 +1,53 @@
-"""The terminal table: wall time, totals, one line per cell."""
+"""The terminal table: wall time, totals (booted cells apart from the rest), one line per cell."""
 
 from __future__ import annotations
 
-from katatest.report.outcomes import OUTCOMES
-from katatest.report.summary import Summary
+from katatest.report.outcomes import CELL_OUTCOMES, GENERATION_ONLY, OUTCOMES
+from katatest.report.summary import CellResult, Summary
 
 MARK = {"passed": "pass", "failed": "FAIL", "error": "ERR", "skipped": "skip"}
+LABEL = {GENERATION_ONLY: "GEN-ONLY"}
 
 
-def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if counts.get(o)) or "none"
+def _counts(counts: dict[str, int], kinds: tuple[str, ...] = OUTCOMES) -> str:
+    return ", ".join(f"{counts[o]} {o}" for o in kinds if counts.get(o)) or "none"
+
+
+def _cells(summary: Summary) -> str:
+    """``N cells (...)``; once any cell says whether its guest booted, booted cells are counted apart:
+    ``N cells: B booted (...), M not booted (K generation-only, ...)``."""
+    cells = summary.totals.get("cells", {})
+    total = cells.get("total", len(summary.cells))
+    if not any(c.boot for c in summary.cells):
+        return f"{total} cells ({_counts(cells, CELL_OUTCOMES)})"
+    booted = summary.totals.get("booted", {})
+    rest = [c.outcome for c in summary.cells if not c.booted]
+    text = f"{total} cells: {booted.get('total', 0)} booted" + (f" ({_counts(booted)})" if booted.get("total") else "")
+    if rest:
+        text += f", {len(rest)} not booted ({', '.join(_tally(rest))})"
+    return text
+
+
+def _tally(outcomes: list[str]) -> list[str]:
+    return [f"{outcomes.count(o)} {o}" for o in CELL_OUTCOMES if o in outcomes]
+
+
+def _line(cell: CellResult, width: int) -> str:
+    groups = " ".join(f"{g}:{MARK.get(r.outcome, r.outcome)}" for g, r in cell.groups.items())
+    label = LABEL.get(cell.outcome, cell.outcome.upper())
+    line = f"{cell.name:<{width}}  {label:<8} {cell.duration_s:7.1f}s  {groups}"
+    if cell.boot_skip_reason:
+        line += f"  (not booted: {cell.boot_skip_reason})"
+    elif cell.boots > 1:
+        line += f"  (booted {cell.boots} times: once per worker that got its tests)"
+    return line
 
 
 def lines(summary: Summary) -> list[str]:
-    """Headline, then ``<cell> <OUTCOME> <seconds> group:mark ...`` per cell."""
-    cells, tests = summary.totals.get("cells", {}), summary.totals.get("tests", {})
-    out = [f"wall time {summary.wall_time_s:.1f} s; {cells.get('total', 0)} cells ({_counts(cells)}); "
+    """Headline, then ``<cell> <OUTCOME> <seconds> group:mark ... [(not booted: why)]`` per cell."""
+    tests = summary.totals.get("tests", {})
+    out = [f"wall time {summary.wall_time_s:.1f} s; {_cells(summary)}; "
            f"{tests.get('total', 0)} tests ({_counts(tests)})"]
     width = max((len(c.name) for c in summary.cells), default=0)
-    for c in summary.cells:
-        groups = " ".join(f"{g}:{MARK.get(r.outcome, r.outcome)}" for g, r in c.groups.items())
-        out.append(f"{c.name:<{width}}  {c.outcome.upper():<7} {c.duration_s:7.1f}s  {groups}")
+    out += [_line(c, width) for c in summary.cells]
     return out

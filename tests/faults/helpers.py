@@ -99,6 +99,15 @@ def pytest_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--katatest-arch", "amd64", *args]
 
 
+def run_pytest(cwd: Path, *args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m pytest ARGS`` in ``cwd`` as a session of its own: ``env`` (an ``isolated_env``) without
+    this session's PYTEST_* variables, katatest importable from the checkout."""
+    env = {k: v for k, v in env.items() if not k.startswith(("PYTEST_", "COV_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
 def spawn_pytest(args: list[str], reports: Path, env: dict[str, str] | None = None,
                  **popen: Any) -> subprocess.Popen:
     """A pytest run of the suites in its own session (Ctrl-C goes to its process group)."""
