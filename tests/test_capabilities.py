@@ -156,6 +156,7 @@ def test_virtiofsd_as_non_root_logs_the_known_cause():
         shutil.rmtree(shared, ignore_errors=True)
 
 
+@pytest.mark.usefixtures("isolated_env")  # its runtime dirs are swept by nobody else's session
 @pytest.mark.parametrize("right, typo, what", [
     ("rng-random,", "rng-randon,", "object type rng-randon"),  # was "cannot boot here" (a skip)
     ("virtio-rng-pci", "virtio-rng-pic", "device type virtio-rng-pic"),
