@@ -6,11 +6,11 @@ import resource
 import time
 from pathlib import Path
 
+from katatest.conformance.vectors import discover
 from katatest.errors import KatatestError
-from katatest.kata.flags import parse_flags
-from katatest.render import render_doc
-from katatest.tomlconf import load_toml
-from katatest.vectors import discover
+from katatest.generate.render import render_doc
+from katatest.host.flags import parse_flags
+from katatest.kata.tomlconf import load_toml
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "conformance"
 
@@ -79,17 +79,17 @@ def boot_to_ready() -> dict:
     import tempfile
 
     from katatest.assets.cache import ensure_assets
-    from katatest.boot import boot_guest
-    from katatest.hostfacts import detect
+    from katatest.guest.boot import boot_guest
+    from katatest.host.facts import detect
+    from katatest.kata.hypervisors import qemu_paths
     from katatest.launch.kvm import accel_verdict
     from katatest.matrix.cell_config import cell_document, cell_facts
     from katatest.matrix.model import load_matrix
-    from katatest.qemu.arch import QEMU_PATHS
 
     cell = load_matrix().cells["amd64-initrd-9p-blk"]
     host = detect()
     assets = ensure_assets("amd64")
-    accel = accel_verdict(QEMU_PATHS["amd64"], "amd64", str(assets.kernel))
+    accel = accel_verdict(qemu_paths()["amd64"], "amd64", str(assets.kernel))
     harness, bare = [], []
     for _ in range(3):
         bare.append(_bare_boot_seconds(str(assets.kernel), str(assets.initrd)))
@@ -138,16 +138,16 @@ def channel_round_trip() -> dict:
     import tempfile
 
     from katatest.assets.cache import ensure_assets
-    from katatest.boot import boot_guest
-    from katatest.hostfacts import detect
+    from katatest.guest.boot import boot_guest
+    from katatest.host.facts import detect
+    from katatest.kata.hypervisors import qemu_paths
     from katatest.launch.kvm import accel_verdict
     from katatest.matrix.cell_config import cell_document, cell_facts
     from katatest.matrix.model import load_matrix
-    from katatest.qemu.arch import QEMU_PATHS
 
     host = detect()
     assets = ensure_assets("amd64")
-    accel = accel_verdict(QEMU_PATHS["amd64"], "amd64", str(assets.kernel))
+    accel = accel_verdict(qemu_paths()["amd64"], "amd64", str(assets.kernel))
     out: dict = {}
     for console, name in (("virtconsole", "amd64-initrd-9p-blk"), ("serial", "amd64-legacy-serial")):
         cell = load_matrix().cells[name]

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from katatest.checks import (
+from katatest.expect.checks import (
     MACHINE_PCI_DEVICES,
     VIRTIO_PCI_IDS,
     has_virtio_modern_capability,

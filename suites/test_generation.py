@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from katatest.conformance import check_vector
-from katatest.vectors import discover, normalise
+from katatest.conformance.check import check_vector
+from katatest.conformance.vectors import discover, normalise
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "conformance"
 SUITES = ("kata-3.0.0", "kata-3.0.0-clh", "kata-3.0.0-fc")
@@ -75,7 +75,7 @@ def test_no_stale_cell_goldens():
 
 def test_cell_lints_clean(reference_render):
     """No config value of the cell is misparsed by QEMU (katatest lint)."""
-    from katatest.lint import lint
+    from katatest.generate.lint import lint
 
     findings = lint(reference_render.document, reference_render.facts, reference_render.rendered)
     assert not findings, "; ".join(map(str, findings))

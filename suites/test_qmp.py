@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from katatest.checks import memory_mib, options, props, smp
+from katatest.expect.checks import memory_mib, options, props, smp
 
 
 def test_status_running(guest):

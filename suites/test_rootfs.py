@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from katatest.checks import expected_root, mount_at, parse_mounts
+from katatest.expect.checks import expected_root, mount_at, parse_mounts
 
 
 def _root_mount(guest):

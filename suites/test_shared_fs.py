@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from katatest.checks import (
+from katatest.expect.checks import (
     SHARED_MOUNT_POINT,
     cache_mode_mismatch,
     mount_at,

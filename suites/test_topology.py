@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from katatest.checks import (
+from katatest.expect.checks import (
     CannotHotplug,
     cmdline_params,
     cpu_list_count,

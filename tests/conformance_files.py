@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from katatest.vectors import Vector, discover
+from katatest.conformance.vectors import Vector, discover
 
 DATA = Path(__file__).parent / "data" / "conformance"
 GOLDEN = Path(__file__).parent / "golden"

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from katatest.errors import ConfigError
-from katatest.hostfacts import HostFacts
-from katatest.render import render_doc
-from katatest.tomlconf import parse_toml
+from katatest.generate.render import render_doc
+from katatest.host.facts import HostFacts
+from katatest.kata.tomlconf import parse_toml
 
 SANDBOX = "1" * 64
 VM_DIR = f"/run/vc/vm/{SANDBOX}"

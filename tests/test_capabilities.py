@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from katatest import boot
-from katatest.boot import CannotBoot, boot_guest
-from katatest.hostfacts import HostFacts
+from katatest.guest import boot
+from katatest.guest.boot import CannotBoot, boot_guest
+from katatest.host.facts import HostFacts
 from katatest.launch.capabilities import (
     KNOWN_GAPS,
     QemuCaps,
@@ -100,7 +100,7 @@ def test_refusals_are_known_only_for_the_findings():
 
 
 def _skip_outcome(stderr: str, tmp_path: Path) -> str:
-    from fixtures.guests import _skip_for_refusal
+    from katatest.fixtures.guests import _skip_for_refusal
     try:
         _skip_for_refusal(LaunchError("qemu failed", stderr, [QEMU]), tmp_path)
     except pytest.skip.Exception as skip:

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from katatest.checks import (
+from katatest.expect.checks import (
     LINUX_9P_DEFAULT_MSIZE,
     CannotHotplug,
     Mount,

@@ -16,9 +16,9 @@ import pytest
 from katatest.cli import COMMANDS, main
 from katatest.cli import boot as cli_boot
 from katatest.cli.facts import config_facts
+from katatest.conformance.vectors import normalise
 from katatest.errors import ConfigError
-from katatest.tomlconf import MAX_CONFIG_BYTES, load_toml, read_config
-from katatest.vectors import normalise
+from katatest.kata.tomlconf import MAX_CONFIG_BYTES, load_toml, read_config
 
 REPO = Path(__file__).resolve().parent.parent
 NAMED = REPO / "tests" / "data" / "conformance" / "kata-3.0.0" / "named"

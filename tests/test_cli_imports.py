@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from katatest.vectors import normalise
+from katatest.conformance.vectors import normalise
 
 REPO = Path(__file__).resolve().parent.parent
 NAMED = REPO / "tests" / "data" / "conformance" / "kata-3.0.0" / "named"
@@ -94,6 +94,6 @@ def test_only_the_chosen_subcommand_is_imported() -> None:
     assert proc.returncode == 0, proc.stderr
     loaded = set(proc.stderr.split())
     assert "katatest.cli.render" in loaded
-    for heavy in ("katatest.boot", "katatest.cli.boot", "katatest.cli.lint", "katatest.launch", "katatest.guest",
+    for heavy in ("katatest.guest.boot", "katatest.cli.boot", "katatest.cli.lint", "katatest.launch", "katatest.guest",
                   "katatest.assets", "katatest.report"):
         assert heavy not in loaded, sorted(loaded)

@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from katatest.conformance import check_vector
+from katatest.conformance.check import check_vector
+from katatest.conformance.vectors import discover
 from katatest.errors import ConfigError
-from katatest.kata.flags import parse_flags
-from katatest.render import render_file
-from katatest.vectors import discover
+from katatest.generate.render import render_file
+from katatest.host.flags import parse_flags
 from tests.conformance_files import DATA
 
 CLH = discover(DATA, "kata-3.0.0-clh")
@@ -83,8 +83,8 @@ def test_config_sources_name_toml_keys():
 
 def test_go_helpers_match_kata_semantics():
     """``utils.RevertBytes`` (1000-based digits re-read as 1024-based) and Go's ``filepath`` behaviour."""
-    from katatest.fc.paths import go_base, go_join
-    from katatest.goint import bits_per_second_to_bytes, int32, revert_bytes
+    from katatest.generate.fc.paths import go_base, go_join
+    from katatest.kata.goint import bits_per_second_to_bytes, int32, revert_bytes
 
     assert revert_bytes(125000) == 128000 and revert_bytes(999) == 999 and revert_bytes(1_000_000) == 1048576
     assert bits_per_second_to_bytes(1_000_000) == 128000 and bits_per_second_to_bytes(-8) != 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from katatest.conformance import check_vector, json_difference
+from katatest.conformance.check import check_vector, json_difference
 from tests.conformance_files import qemu_vectors
 
 VECTORS = qemu_vectors()

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from katatest.fixtures.guest_pool import GuestPool
 
-from fixtures.guest_pool import GuestPool
 from katatest.report.summary import load
 from tests.faults.helpers import FAST_CELL, FS_CELL, built_assets, run_pytest
 

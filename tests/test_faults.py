@@ -16,18 +16,18 @@ import time
 from pathlib import Path
 
 import pytest
+from katatest.fixtures.guests import accel_for
 
-from fixtures.guests import accel_for
 from katatest.assets.cache import GuestAssets, ensure_assets
 from katatest.assets.errors import AssetError
-from katatest.boot import VmmMissing, boot_guest, check_bootable
 from katatest.errors import KatatestError
+from katatest.generate.render import render_doc
 from katatest.guest import GuestChannelError, GuestPanic, GuestTimeout
+from katatest.guest.boot import VmmMissing, boot_guest, check_bootable
 from katatest.guest.channel import TRANSFER_SLACK
 from katatest.launch.errors import LaunchError
 from katatest.launch.kvm import AccelVerdict
 from katatest.launch.proc import alive
-from katatest.render import render_doc
 from tests.faults.helpers import (
     FAST_CELL,
     FS_CELL,

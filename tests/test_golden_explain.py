@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from katatest.argv import Arg
-from katatest.explain import explain_args
-from katatest.kata.flags import parse_flags
-from katatest.render import render_file
-from katatest.vectors import normalise
+from katatest.conformance.vectors import normalise
+from katatest.generate.explain import explain_args
+from katatest.generate.provenance import Arg
+from katatest.generate.render import render_file
+from katatest.host.flags import parse_flags
 from tests.conformance_files import GOLDEN, qemu_vectors, regenerate
 
 NAMED = [v for v in qemu_vectors() if v.kind == "named" and not v.rejected]

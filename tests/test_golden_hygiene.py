@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from katatest.vectors import EXPECTATION_SUFFIXES, discover
+from katatest.conformance.vectors import EXPECTATION_SUFFIXES, discover
 from tests.conformance_files import DATA, GOLDEN
 
 CONSUMED_SUFFIXES = (".toml", ".flags", *EXPECTATION_SUFFIXES)

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from katatest import hostfacts
 from katatest.errors import ConfigError, HostFactsError
-from katatest.hostfacts import HostFacts, detect, detect_protection, detect_sev_bits
-from katatest.qemu.paths import MAX_SOCKET_PATH_LEN, sandbox_paths
-from katatest.render import render_doc
-from katatest.tomlconf import parse_toml
+from katatest.generate.paths import MAX_SOCKET_PATH_LEN, sandbox_paths
+from katatest.generate.render import render_doc
+from katatest.host import facts as hostfacts
+from katatest.host.facts import HostFacts, detect, detect_protection, detect_sev_bits
+from katatest.kata.tomlconf import parse_toml
 
 NAMED = Path(__file__).parent / "data" / "conformance" / "kata-3.0.0" / "named"
 DEFAULT_DOC = parse_toml((NAMED / "default.toml").read_text())

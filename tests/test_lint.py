@@ -6,11 +6,11 @@ import copy
 import subprocess
 import sys
 
-from katatest.kata.flags import parse_flags
-from katatest.lint import lint
+from katatest.generate.lint import lint
+from katatest.generate.render import render_doc
+from katatest.host.flags import parse_flags
+from katatest.kata.tomlconf import load_toml
 from katatest.matrix.cell_config import base_config_path
-from katatest.render import render_doc
-from katatest.tomlconf import load_toml
 
 FACTS = parse_flags("--host-cpus 8 --host-mem-mib 16384")[0]
 

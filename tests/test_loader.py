@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from katatest.errors import ConfigError, HostFactsError
-from katatest.hostfacts import HostFacts
+from katatest.host.facts import HostFacts
+from katatest.host.flags import facts_from_flags, parse_flags
 from katatest.kata import getters
-from katatest.kata.flags import facts_from_flags, parse_flags
 from katatest.kata.hypervisor_config import Param
 from katatest.kata.loader import load_kata_config
+from katatest.kata.tomlconf import load_toml, parse_toml
 from katatest.kata.validate import check_qemu_launch
-from katatest.tomlconf import load_toml, parse_toml
 
 VECTORS = Path(__file__).parent / "data" / "conformance"
 CASES = sorted(VECTORS.glob("kata-3.0.0*/*/*.toml"))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from katatest.errors import ConfigError
-from katatest.kata.flags import parse_flags
+from katatest.generate.render import render_doc
+from katatest.host.flags import parse_flags
 from katatest.matrix.cell_config import cell_document, cell_facts
 from katatest.matrix.model import load_matrix, parse_shard, select_cells
-from katatest.render import render_doc
 
 MATRIX = load_matrix()
 DEFAULT = MATRIX.named("default")
@@ -74,7 +74,7 @@ def test_cell_dimensions_reach_the_config():
 
 
 def test_hugepages_shortfall_explains_itself(tmp_path):
-    from katatest.boot import hugepages_shortfall
+    from katatest.guest.boot import hugepages_shortfall
 
     argv = ["qemu", "-m", "2048M,slots=10", "-object", "memory-backend-file,id=dimm1,mem-path=/dev/hugepages"]
     mounts, meminfo = tmp_path / "mounts", tmp_path / "meminfo"

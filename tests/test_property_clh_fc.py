@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from katatest.errors import ConfigError
-from katatest.hostfacts import HostFacts
+from katatest.generate.render import render_doc
+from katatest.host.facts import HostFacts
 from katatest.kata.toml_schema import AGENT_KEYS, HYPERVISOR_KEYS, RUNTIME_KEYS
-from katatest.render import render_doc
-from katatest.tomlconf import parse_toml
+from katatest.kata.tomlconf import parse_toml
 from tests.conformance_files import DATA
 
 BASES = {

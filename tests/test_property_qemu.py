@@ -15,14 +15,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from katatest.argv import Arg
 from katatest.errors import KatatestError
-from katatest.hostfacts import HostFacts
+from katatest.generate.provenance import Arg
+from katatest.generate.render import render_doc, render_file
+from katatest.generate.rendered import Rendered
+from katatest.host.facts import HostFacts
 from katatest.kata import defaults as d
 from katatest.kata.toml_schema import AGENT_KEYS, FACTORY_KEYS, HYPERVISOR_KEYS, IMAGE_KEYS, RUNTIME_KEYS
-from katatest.render import render_doc, render_file
-from katatest.rendered import Rendered
-from katatest.tomlconf import parse_toml
+from katatest.kata.tomlconf import parse_toml
 
 NAMED = Path(__file__).parent / "data" / "conformance" / "kata-3.0.0" / "named"
 BASE_TEXT = {name: (NAMED / f"{name}.toml").read_text() for name in ("default", "arm64_default")}

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from katatest.argv import Arg, MissingProvenance
-from katatest.hostfacts import HostFacts
+from katatest.generate.provenance import Arg, FieldSources, MissingProvenance
+from katatest.generate.qemu import devices as dev
+from katatest.generate.qemu.argv import render_argv
+from katatest.generate.qemu.build import build_qemu_config
+from katatest.generate.vmjson import flatten, leaf
+from katatest.host.facts import HostFacts
 from katatest.kata.loader import load_kata_config
-from katatest.provenance import FieldSources
-from katatest.qemu import devices as dev
-from katatest.qemu.argv import render_argv
-from katatest.qemu.build import build_qemu_config
-from katatest.vmjson import flatten, leaf
 from tests.test_qemu_units import config
 
 FACTS = HostFacts(arch="amd64", host_cpus=8, host_mem_mib=16384)

@@ -9,14 +9,15 @@ from typing import Any
 import pytest
 
 from katatest.errors import ConfigError
-from katatest.hostfacts import HostFacts
+from katatest.generate.kernel_params import serialize
+from katatest.generate.qemu import devices as dev
+from katatest.generate.qemu.arch import AMD64_KERNEL_PARAMS
+from katatest.generate.qemu.transport import MMIO, PCI
+from katatest.generate.render import render_doc
+from katatest.generate.rendered import Rendered
+from katatest.host.facts import HostFacts
 from katatest.kata.hypervisor_config import Param
-from katatest.qemu import devices as dev
-from katatest.qemu.arch import AMD64_KERNEL_PARAMS, serialize
-from katatest.qemu.transport import MMIO, PCI
-from katatest.render import render_doc
-from katatest.rendered import Rendered
-from katatest.tomlconf import parse_toml
+from katatest.kata.tomlconf import parse_toml
 
 NAMED = Path(__file__).parent / "data" / "conformance" / "kata-3.0.0" / "named"
 BASE = {arch: parse_toml((NAMED / name).read_text())

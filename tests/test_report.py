@@ -15,8 +15,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from katatest import hostfacts
 from katatest.cli import main
+from katatest.host import facts as hostfacts
 from katatest.launch.proc import owner_token
 from katatest.launch.sweep import Scope, katatest_processes, marked_dirs
 from katatest.launch.vm import (
@@ -366,7 +366,7 @@ SUITES = {
         """,
     "test_qmp.py": """
         import pytest
-        from fixtures.reporting import record_environment
+        from katatest.fixtures.reporting import record_environment
         @pytest.fixture
         def guest(cname, request):
             record_environment(request.config, {{"accel": {{"verdict": "tcg", "reason": "no /dev/kvm"}}}})

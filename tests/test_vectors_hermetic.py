@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-import katatest.acrn.generate
-import katatest.clh.generate
-import katatest.fc.generate
-import katatest.qemu.generate  # noqa: F401  (imported before the guard: imports stat their own files)
-from katatest.conformance import check_vector
+import katatest.generate.acrn.generate
+import katatest.generate.clh.generate
+import katatest.generate.fc.generate
+import katatest.generate.qemu.generate  # noqa: F401  (imported before the guard: imports stat their own files)
+from katatest.conformance.check import check_vector
+from katatest.conformance.vectors import discover, first_difference
 from katatest.errors import ConfigError
-from katatest.kata.flags import parse_flags
-from katatest.render import render_file
-from katatest.vectors import discover, first_difference
+from katatest.generate.render import render_file
+from katatest.host.flags import parse_flags
 from tests.conformance_files import DATA
 
 VECTORS = [v for suite in ("kata-3.0.0", "kata-3.0.0-clh", "kata-3.0.0-fc") for v in discover(DATA, suite)]
@@ -97,7 +97,7 @@ def test_real_image_file_changes_nothing(tmp_path: Path) -> None:
 
 def test_guarded_dirs_cover_the_vectors() -> None:
     """Every absolute path a vector config names lies under HOST_DIRS, so the guard above watches it."""
-    from katatest.tomlconf import load_toml
+    from katatest.kata.tomlconf import load_toml
 
     def paths(value: object) -> Iterator[str]:
         if isinstance(value, dict):

@@ -1,4 +1,4 @@
-"""Guest assets: a Kata-style kernel, a busybox initrd and a DAX-capable rootfs image, built and cached."""
+"""Beside step 5, guest assets: a Kata-style kernel, a busybox initrd and a DAX rootfs image, built and cached."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The ``katatest`` command line.
+"""The ``katatest`` command line, above every step: one module per subcommand, imported when it runs.
 
 Subcommands are listed in one static table and only the chosen one's module is imported, so ``render``,
 ``explain`` and ``lint`` need nothing beyond the standard library (tomli below Python 3.11). A command that

@@ -12,19 +12,19 @@ import tempfile
 from pathlib import Path
 
 from katatest.cli.facts import config_facts
-from katatest.kata.flags import add_fact_flags
-from katatest.tomlconf import load_toml
+from katatest.host.flags import add_fact_flags
+from katatest.kata.tomlconf import load_toml
 
 DEFAULT_COMMAND = ("cat", "/proc/cmdline")
 
 
 def cmd_boot(args: argparse.Namespace) -> int:
     from katatest.assets.cache import ensure_assets
-    from katatest.boot import CannotBoot, VmmMissing, boot_guest, check_bootable
-    from katatest.hostfacts import detect
+    from katatest.generate.render import render_doc
+    from katatest.guest.boot import CannotBoot, VmmMissing, boot_guest, check_bootable
+    from katatest.host.facts import detect
+    from katatest.kata.hypervisors import qemu_paths
     from katatest.launch.kvm import accel_verdict
-    from katatest.qemu.arch import QEMU_PATHS
-    from katatest.render import render_doc
 
     command = list(args.command_argv or DEFAULT_COMMAND)
     host = detect()
@@ -40,7 +40,7 @@ def cmd_boot(args: argparse.Namespace) -> int:
         return 3
     assets = ensure_assets(facts.arch, progress=lambda line: print(f"[assets] {line}", file=sys.stderr),
                            kernel_path=args.kernel, initrd_path=args.initrd, image_path=args.image)
-    accel = accel_verdict(QEMU_PATHS[facts.arch], facts.arch, str(assets.kernel))
+    accel = accel_verdict(qemu_paths()[facts.arch], facts.arch, str(assets.kernel))
     print(f"accelerator: {accel.accel} ({accel.reason})", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="katatest-boot-") as run_root:
         try:

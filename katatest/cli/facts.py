@@ -6,10 +6,10 @@ import argparse
 import os
 from typing import Any
 
-from katatest import hostfacts
-from katatest.hostfacts import HostFacts
-from katatest.kata.flags import fact_changes
-from katatest.render import boot_file_paths
+from katatest.generate.render import boot_file_paths
+from katatest.host import facts as hostfacts
+from katatest.host.facts import HostFacts
+from katatest.host.flags import fact_changes
 
 
 def reference_facts() -> HostFacts:

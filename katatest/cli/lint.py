@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 
 from katatest.cli.facts import config_facts
-from katatest.kata.flags import add_fact_flags
-from katatest.lint import lint
-from katatest.render import render_doc
-from katatest.tomlconf import load_toml
+from katatest.generate.lint import lint
+from katatest.generate.render import render_doc
+from katatest.host.flags import add_fact_flags
+from katatest.kata.tomlconf import load_toml
 
 
 def cmd_lint(args: argparse.Namespace) -> int:

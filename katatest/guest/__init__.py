@@ -1,4 +1,4 @@
-"""Talking to a booted guest: the console command channel and a testinfra backend over it."""
+"""Step 6, guest: boot a rendered config and talk to the guest (console command channel, testinfra backend)."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""Kata 3.0.0's configuration loading (katautils) as Python: TOML -> HypervisorConfig and friends."""
+"""Step 1, config loading: a Kata configuration TOML -> KataConfig, as Kata 3.0.0's katautils loads it."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-DEFAULT_HYPERVISOR_PATH = "/usr/bin/qemu-system-x86_64"
+from katatest.kata.hypervisors import hypervisor
+
+DEFAULT_HYPERVISOR_PATH = hypervisor("qemu").default_paths["amd64"]  # katautils' default, for every table
 DEFAULT_HYPERVISOR_CTL_PATH = "/usr/bin/acrnctl"
 DEFAULT_JAILER_PATH = "/usr/bin/jailer"
 DEFAULT_IMAGE_PATH = "/usr/share/kata-containers/kata-containers.img"
@@ -44,14 +46,6 @@ SHARED_FS_TYPES = ("virtio-9p", "virtio-fs", "virtio-fs-nydus")
 INTERNETWORKING_MODELS = ("default", "macvtap", "tcfilter", "none")
 VFIO_MODES = ("vfio", "guest-kernel")
 
-# [hypervisor.<table>] name -> Kata's hypervisor type.
-HYPERVISOR_TABLES = {
-    "qemu": "qemu",
-    "clh": "clh",
-    "firecracker": "fc",
-    "acrn": "acrn",
-    "dragonball": "dragonball",
-}
 
 # Agent kernel parameters (kata_agent.go).
 AGENT_DEBUG_CONSOLE = "agent.debug_console"

@@ -7,7 +7,7 @@ Three stages, in Kata's order:
 3. the checks of the hypervisor's ``CreateVM`` that reject a config before launch (``validate.py``).
 
 Every rejection is a ConfigError naming the TOML key. Paths are never resolved, opened or stat()ed: the sizes of
-the image and initrd are host facts (``katatest.hostfacts.with_file_sizes`` measures real files for the CLI).
+the image and initrd are host facts (``katatest.host.facts.with_file_sizes`` measures real files for the CLI).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from katatest.errors import ConfigError
-from katatest.hostfacts import HostFacts
+from katatest.host.facts import HostFacts
 from katatest.kata import defaults as d
 from katatest.kata.getters import (
     comma_list,
@@ -36,6 +36,7 @@ from katatest.kata.hypervisor_config import (
     Param,
     RuntimeConfig,
 )
+from katatest.kata.hypervisors import UNDRIVEN_SECTIONS, by_section
 from katatest.kata.sandbox import prepare_sandbox
 from katatest.kata.toml_schema import (
     AGENT_KEYS,
@@ -45,8 +46,8 @@ from katatest.kata.toml_schema import (
     RUNTIME_KEYS,
     read_table,
 )
+from katatest.kata.tomlconf import Section
 from katatest.kata.validate import check_create_vm
-from katatest.tomlconf import Section
 
 MIB = 1024 * 1024
 
@@ -383,9 +384,15 @@ def default_hypervisor_config() -> HypervisorConfig:
     )
 
 
+def _section_type(section: str) -> str:
+    """Kata's hypervisor type of a ``[hypervisor.<section>]`` table ('' for a section Kata does not know)."""
+    known = by_section(section)
+    return known.name if known else section if section in UNDRIVEN_SECTIONS else ""
+
+
 def _hypervisor(tables: list[_Table], ld: _Loading) -> tuple[str, HypervisorConfig, _Table | None]:
     """``updateRuntimeConfigHypervisor``: the one hypervisor table -> (type, config, table)."""
-    known = [t for t in tables if t.name.split(".", 1)[1] in d.HYPERVISOR_TABLES]
+    known = [t for t in tables if _section_type(t.name.split(".", 1)[1])]
     if not known:
         return "qemu", default_hypervisor_config(), None
     if len(known) > 1:
@@ -394,7 +401,7 @@ def _hypervisor(tables: list[_Table], ld: _Loading) -> tuple[str, HypervisorConf
             "hypervisor", f"several hypervisor tables ({names}): Kata 3.0.0 would pick one at random"
         )
     table = known[0]
-    hv_type = d.HYPERVISOR_TABLES[table.name.split(".", 1)[1]]
+    hv_type = _section_type(table.name.split(".", 1)[1])
     if hv_type not in _BUILDERS:
         raise ld.fail(table.name, f"hypervisor {hv_type!r} is not handled by Kata 3.0.0's Go runtime")
     return hv_type, _BUILDERS[hv_type](table, ld), table

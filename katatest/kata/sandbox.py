@@ -4,21 +4,17 @@
 from __future__ import annotations
 
 from katatest.errors import ConfigError
-from katatest.hostfacts import HostFacts
+from katatest.host.facts import HostFacts
 from katatest.kata import defaults as d
 from katatest.kata.getters import max_vcpus_for_arch
 from katatest.kata.hypervisor_config import KataConfig
+from katatest.kata.hypervisors import hypervisor
 
 
 def prepare_sandbox(cfg: KataConfig, facts: HostFacts, source: str = "") -> None:
     """Apply static sandbox sizing and ``validateHypervisorConfig`` to ``cfg`` in place."""
     hv = cfg.hypervisor
-    where = {
-        "qemu": "hypervisor.qemu",
-        "clh": "hypervisor.clh",
-        "fc": "hypervisor.firecracker",
-        "acrn": "hypervisor.acrn",
-    }[cfg.hypervisor_type]
+    where = hypervisor(cfg.hypervisor_type).table
     if cfg.runtime.static_sandbox_resource_mgmt:
         cfg.runtime.sandbox_cpus = facts.workload_cpus
         cfg.runtime.sandbox_mem_mb = facts.workload_mem_mib

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from katatest.tomlconf import Section
+from katatest.kata.tomlconf import Section
 
 # toml key -> Go type ("str", "bool", "strs" or an integer type name understood by Section.int).
 HYPERVISOR_KEYS: dict[str, str] = {

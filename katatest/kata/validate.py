@@ -4,15 +4,9 @@ govmm makes at QEMU launch. Each raises ConfigError naming the TOML key responsi
 from __future__ import annotations
 
 from katatest.errors import ConfigError
-from katatest.hostfacts import HostFacts
+from katatest.host.facts import HostFacts
 from katatest.kata.hypervisor_config import KataConfig
-
-_TABLES = {
-    "qemu": "hypervisor.qemu",
-    "clh": "hypervisor.clh",
-    "fc": "hypervisor.firecracker",
-    "acrn": "hypervisor.acrn",
-}
+from katatest.kata.hypervisors import hypervisor
 
 QEMU_MACHINES = {"amd64": ("q35", "virt", "microvm"), "arm64": ("virt",)}
 
@@ -26,7 +20,7 @@ def check_create_vm(cfg: KataConfig, facts: HostFacts, source: str = "") -> None
     """The configuration errors of ``CreateVM`` for ``cfg.hypervisor_type``."""
     checks = {"qemu": _qemu, "clh": _clh}
     if cfg.hypervisor_type in checks:
-        checks[cfg.hypervisor_type](cfg, facts, _TABLES[cfg.hypervisor_type], source)
+        checks[cfg.hypervisor_type](cfg, facts, hypervisor(cfg.hypervisor_type).table, source)
 
 
 def _qemu(cfg: KataConfig, facts: HostFacts, table: str, source: str) -> None:
@@ -74,11 +68,12 @@ def _clh(cfg: KataConfig, facts: HostFacts, table: str, source: str) -> None:
 
 
 def check_qemu_launch(cfg: KataConfig, source: str = "") -> None:
-    """govmm ``LaunchQemu``/SMP validation: maxcpus must not be below the boot vCPUs."""
+    """govmm ``LaunchQemu``/SMP validation: maxcpus must not be below the boot vCPUs (the QEMU generator calls
+    it where govmm fails: after the model is built, before the argv is)."""
     hv = cfg.hypervisor
     if cfg.hypervisor_type == "qemu" and hv.default_max_vcpus < hv.num_vcpus:
         raise ConfigError(
-            "hypervisor.qemu.default_maxvcpus",
-            f"MaxCPUs {hv.default_max_vcpus} must be equal to or greater than CPUs {hv.num_vcpus}",
+            f"{hypervisor('qemu').table}.default_maxvcpus",
+            f"MaxCPUs {hv.default_max_vcpus} must be equal to or greater than CPUs {hv.num_vcpus} (default_vcpus)",
             source,
         )

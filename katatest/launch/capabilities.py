@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from katatest.errors import KatatestError
-from katatest.launch.plan import option_values, props
-from katatest.qemu.arch import QEMU_PATHS
+from katatest.generate.options import option_values, props
+from katatest.kata.hypervisors import qemu_paths
 
 # The known Kata 3.0.0 vs upstream QEMU 7.2 findings (README "Findings") and host limits: name -> what it is.
 KNOWN_GAPS = {
@@ -194,4 +194,4 @@ def virtiofsd_refusal(log: str, euid: int) -> QemuLacks | None:
 
 def installed_qemus() -> list[str]:
     """The QEMU system emulators katatest can use that exist on this host."""
-    return [p for p in QEMU_PATHS.values() if os.access(p, os.X_OK)]
+    return [p for p in qemu_paths().values() if os.access(p, os.X_OK)]

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 
+from katatest.kata.hypervisors import qemu_paths
 from katatest.launch.capabilities import installed_qemus, plan_findings, qemu_caps
 from katatest.launch.kvm import accel_verdict
 from katatest.launch.plan import VIRTIOFSD_LOCATIONS, read_argv_file
 from katatest.launch.sweep import sweep
 from katatest.launch.vm import supervisor_mode
-from katatest.qemu.arch import QEMU_PATHS
 
-_ARCH_OF = {path: arch for arch, path in QEMU_PATHS.items()}
+_ARCH_OF = {path: arch for arch, path in qemu_paths().items()}
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from katatest.errors import KatatestError
-from katatest.hostfacts import host_arch
+from katatest.host.facts import host_arch
 from katatest.launch.probe_kernel import EXIT_STATUS, MARKER, write_probe_kernel
 from katatest.launch.proc import die_with_parent
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
+from katatest.generate.options import option_values, props, set_prop
 from katatest.launch.errors import PlanError
 
 if TYPE_CHECKING:
@@ -72,31 +73,6 @@ class LaunchPlan:
 
     def overrides_json(self) -> list[dict]:
         return [o.to_json() for o in self.overrides]
-
-
-# --- small argv helpers -------------------------------------------------------------------------------
-
-def option_values(argv: Sequence[str], flag: str) -> list[str]:
-    """Values of every ``flag value`` pair in argv."""
-    return [argv[i + 1] for i in range(len(argv) - 1) if argv[i] == flag]
-
-
-def props(value: str) -> dict[str, str]:
-    """``a,b=c,d=e`` -> {"": "a", "b": "c", "d": "e"} (a bare leading word is keyed by "")."""
-    out: dict[str, str] = {}
-    for i, item in enumerate(value.split(",")):
-        key, sep, val = item.partition("=")
-        if sep:
-            out.setdefault(key, val)
-        elif i == 0:
-            out[""] = item
-    return out
-
-
-def set_prop(value: str, key: str, new: str) -> str:
-    """``value`` with ``key=...`` replaced by ``key=new``."""
-    return ",".join(f"{key}={new}" if item.partition("=")[0] == key and "=" in item else item
-                    for item in value.split(","))
 
 
 def apply_override(argv: list[str], override: Override) -> list[str]:

@@ -1,1 +1,1 @@
-"""The conformance matrix: cells, their configs, selection and sharding."""
+"""Across the steps, the matrix: which cells (config + host facts) a run takes through them, selection, sharding."""

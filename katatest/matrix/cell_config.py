@@ -7,15 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from katatest.errors import ConfigError
-from katatest.hostfacts import HostFacts
+from katatest.host.facts import HostFacts
+from katatest.kata.hypervisors import hypervisor
+from katatest.kata.tomlconf import load_toml
 from katatest.matrix.model import Cell
-from katatest.tomlconf import load_toml
 
 BASE_DIR = Path(__file__).resolve().parent.parent / "data" / "base"
 KATA_INITRD = "/usr/share/kata-containers/kata-containers-initrd.img"
 
-
-SECTION = {"qemu": "qemu", "clh": "clh", "fc": "firecracker"}
 
 
 def base_config_path(arch: str, hypervisor: str = "qemu") -> Path:
@@ -39,7 +38,7 @@ def _set_key(doc: dict[str, Any], dotted: str, value: Any) -> None:
 def cell_document(cell: Cell, base: dict[str, Any] | None = None) -> dict[str, Any]:
     """The parsed TOML of the cell's configuration."""
     doc = copy.deepcopy(base if base is not None else load_toml(base_config_path(cell.arch, cell.hypervisor)))
-    qemu = doc.setdefault("hypervisor", {}).setdefault(SECTION[cell.hypervisor], {})
+    qemu = doc.setdefault("hypervisor", {}).setdefault(hypervisor(cell.hypervisor).section, {})
     if cell.rootfs == "initrd":
         qemu.pop("image", None)
         qemu["initrd"] = qemu.get("initrd") or KATA_INITRD

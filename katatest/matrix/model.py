@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from katatest.errors import ConfigError
-from katatest.tomlconf import Section, load_toml
+from katatest.kata.tomlconf import Section, load_toml
 
 DEFAULT_MATRIX_FILE = Path(__file__).resolve().parent.parent / "data" / "matrix.toml"
 ROOTFS = ("image-nvdimm", "image-blk", "initrd")

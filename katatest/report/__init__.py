@@ -1,4 +1,4 @@
-"""Run reports: ``summary.json`` (data), ``matrix.html`` (people), shard merging. JUnit XML is pytest's own.
+"""Step 8, reports: ``summary.json`` (data), ``matrix.html`` (people), shard merging. JUnit XML is pytest's own.
 
 Written by ``fixtures/reporting.py`` into ``<reports>/`` (``--katatest-reports DIR``, default ``<rootdir>/reports``)
 when a run has matrix-cell tests (or ``--shard``/``--katatest-reports`` is given). Inputs per test item:

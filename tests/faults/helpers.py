@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from katatest import hostfacts
 from katatest.assets.cache import GuestAssets, asset_status, ensure_assets
-from katatest.hostfacts import HostFacts
+from katatest.host import facts as hostfacts
+from katatest.host.facts import HostFacts
 from katatest.launch.proc import ProcInfo, alive
 from katatest.launch.sweep import katatest_processes, marked_dirs
 from katatest.launch.vm import MARKER_ENV, OWNER_ENV, OWNER_FILE

@@ -1,1 +1,0 @@
-"""Firecracker: what Kata 3.0.0's ``virtcontainers/fc.go`` launches and writes to ``fcConfig.json``."""

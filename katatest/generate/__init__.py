@@ -1,0 +1,1 @@
+"""Step 3, generation: KataConfig + host facts -> per-VMM model -> argv (and VM JSON) with provenance."""

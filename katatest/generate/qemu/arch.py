@@ -1,0 +1,172 @@
+"""Per-architecture parts of Kata's QEMU setup (qemu_arch_base.go, qemu_amd64.go, qemu_arm64.go)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from katatest.generate.kernel_params import NVDIMM_DAX_ROOT, VIRTIO_BLK_ROOT
+from katatest.generate.qemu import devices as dev
+from katatest.generate.qemu.model import Machine, Memory
+from katatest.generate.qemu.transport import MMIO, PCI
+from katatest.kata.hypervisor_config import HypervisorConfig, Param
+from katatest.kata.hypervisors import qemu_paths
+from katatest.kata.releases import QemuBehaviour
+
+AMD64_KERNEL_PARAMS = (
+    Param("tsc", "reliable"), Param("no_timer_check"), Param("rcupdate.rcu_expedited", "1"),
+    Param("i8042.direct", "1"), Param("i8042.dumbkbd", "1"), Param("i8042.nopnp", "1"),
+    Param("i8042.noaux", "1"), Param("noreplace-smp"), Param("reboot", "k"), Param("cryptomgr.notests"),
+    Param("net.ifnames", "0"), Param("pci", "lastbus=0"),
+)
+ARM64_KERNEL_PARAMS = (Param("iommu.passthrough", "0"),)
+
+SYSTEMD_NON_DEBUG = (Param("systemd.show_status", "false"),)
+SYSTEMD_DEBUG = (Param("systemd.show_status", "true"), Param("systemd.log_level", "debug"))
+
+Sources = tuple[str, ...]
+
+
+@dataclass
+class KernelParamList:
+    """A list of kernel parameters, each remembering its sources."""
+
+    items: list[tuple[Param, Sources]] = field(default_factory=list)
+
+    def extend(self, params: tuple[Param, ...] | list[Param], sources: Sources) -> None:
+        self.items.extend((p, sources) for p in params)
+
+
+@dataclass
+class QemuArch:
+    """What differs between architectures, filled like Kata's newQemuArch."""
+
+    name: str
+    qemu_path: str
+    machine: Machine
+    kernel_params: KernelParamList
+    non_debug: KernelParamList
+    debug: KernelParamList
+    disable_nvdimm: bool
+    nvdimm_readonly: bool
+    protection: str = "none"
+    sgx_epc_size: int = 0
+    transport: str = PCI
+
+    def bridge_bus(self) -> str | None:
+        return {"q35": "pcie.0", "virt": "pcie.0"}.get(self.machine.type)
+
+    def memory_topology(self, hv: HypervisorConfig, sources: Sources) -> Memory:
+        extra = hv.mem_offset + 1024 if self.name == "amd64" else 0
+        max_mem = (hv.default_max_memory_size + extra) % 2**64  # uint64 arithmetic, as in Go
+        return Memory(size=f"{hv.memory_size}M", slots=hv.mem_slots & 0xFF, max_mem=f"{max_mem}M",
+                      sources=sources)
+
+
+def _machine_sources(*extra: str) -> Sources:
+    return ("hypervisor.qemu.machine_type", *extra)
+
+
+def new_arch(arch: str, hv: HypervisorConfig, guest_protection: str, src, behaviour: QemuBehaviour) -> QemuArch:
+    """Kata's newQemuArch for ``arch`` (src(field) gives a HypervisorConfig field's sources; ``behaviour`` is
+    the release's, e.g. whether amd64 asks for ``kernel_irqchip=on``). The machine type, the TEE and the
+    pflash count were checked by ``katatest.kata.validate`` (naming the file and key)."""
+    machine_type = hv.hypervisor_machine_type or ("q35" if arch == "amd64" else "virt")
+    msrc = src("hypervisor_machine_type")
+    if arch == "amd64":
+        options = "accel=kvm,kernel_irqchip=on" if behaviour.kernel_irqchip else "accel=kvm"
+        if hv.iommu or hv.confidential_guest:
+            options = "accel=kvm,kernel_irqchip=split"
+            msrc += src("iommu") + src("confidential_guest")
+        base = list(AMD64_KERNEL_PARAMS)
+        params = KernelParamList()
+        params.extend(base, ("kata.amd64_kernel_params",))
+        if hv.iommu:
+            params.extend([Param("intel_iommu", "on"), Param("iommu", "pt")], src("iommu"))
+        q = QemuArch("amd64", qemu_paths()["amd64"], Machine(machine_type, options, msrc), params,
+                     KernelParamList(), KernelParamList(), hv.disable_image_nvdimm, nvdimm_readonly=True,
+                     transport=MMIO if machine_type == "microvm" else PCI)
+        if hv.confidential_guest:
+            _enable_protection(q, guest_protection, src("confidential_guest") + ("host.guest_protection",))
+            q.disable_nvdimm = True
+        if hv.sgx_epc_size:
+            q.sgx_epc_size = hv.sgx_epc_size
+            q.machine.options = _join_opt(q.machine.options, "sgx-epc.0.memdev=epc0,sgx-epc.0.node=0")
+            q.machine.sources += src("sgx_epc_size")
+    else:
+        params = KernelParamList()
+        params.extend(ARM64_KERNEL_PARAMS, ("kata.arm64_kernel_params",))
+        q = QemuArch("arm64", qemu_paths()["arm64"],
+                     Machine("virt", "usb=off,accel=kvm,gic-version=host", msrc), params,
+                     KernelParamList(), KernelParamList(), hv.disable_image_nvdimm, nvdimm_readonly=False)
+    q.non_debug.extend([Param("quiet")], src("debug"))
+    q.debug.extend([Param("debug")], src("debug"))
+    _handle_image_path(q, hv, src)
+    return q
+
+
+def _join_opt(options: str, extra: str) -> str:
+    return f"{options},{extra}" if options else extra
+
+
+# The -machine options of each TEE (a host without one was rejected by katatest.kata.validate).
+PROTECTION_MACHINE_OPTIONS = {"tdx": "kvm-type=tdx,confidential-guest-support=tdx",
+                              "sev": "confidential-guest-support=sev"}
+
+
+def _enable_protection(q: QemuArch, protection: str, sources: Sources) -> None:
+    q.machine.options = _join_opt(q.machine.options, PROTECTION_MACHINE_OPTIONS[protection])
+    q.protection = protection
+    q.machine.sources += sources
+
+
+def _handle_image_path(q: QemuArch, hv: HypervisorConfig, src) -> None:
+    if not hv.image_path:
+        return
+    root = VIRTIO_BLK_ROOT
+    root_src = src("image_path") + src("disable_image_nvdimm")
+    if not q.disable_nvdimm:
+        q.machine.options = ",".join([q.machine.options, "nvdimm=on"])
+        q.machine.sources += src("image_path") + src("disable_image_nvdimm")
+        root = NVDIMM_DAX_ROOT
+    q.kernel_params.extend(root, root_src)
+    q.non_debug.extend(SYSTEMD_NON_DEBUG, src("debug") + src("image_path"))
+    q.debug.extend(SYSTEMD_DEBUG, src("debug") + src("image_path"))
+
+
+def console_devices(q: QemuArch, legacy: bool, path: str, nested_run: bool, sources: Sources,
+                    nested_sources: Sources) -> list[dev.Device]:
+    """Kata's appendConsole; also adds the console kernel parameters."""
+    if legacy:
+        q.kernel_params.extend([Param("console", "ttyS0")], sources)
+        return [dev.LegacySerial(sources=sources),
+                dev.ConsoleChardev(legacy=True, path=path, sources=sources)]
+    q.kernel_params.extend([Param("console", "hvc0"), Param("console", "hvc1")], sources)
+    return [dev.VirtioSerial(disable_modern=nested_run, sources=sources + nested_sources),
+            dev.ConsoleChardev(path=path, sources=sources)]
+
+
+def protection_devices(q: QemuArch, hv: HypervisorConfig, facts, src) -> tuple[list[dev.Device], str]:
+    """Kata's appendProtectionDevice: extra objects, and the -bios value that remains."""
+    firmware = hv.firmware_path
+    devices: list[dev.Device] = []
+    if q.name != "amd64":
+        return devices, firmware
+    if q.sgx_epc_size:
+        devices.append(dev.EPCObject(size=q.sgx_epc_size, sources=src("sgx_epc_size")))
+    psrc = src("confidential_guest") + ("host.guest_protection",)
+    if q.protection == "tdx":
+        devices.append(dev.TDXGuest(file=firmware, firmware_volume=hv.firmware_volume_path,
+                                    sources=psrc + src("firmware_path") + src("firmware_volume_path")))
+        return devices, ""
+    if q.protection == "sev":
+        devices.append(dev.SEVGuest(file=firmware, cbitpos=facts.sev_cbitpos,
+                                    reduced_phys_bits=facts.sev_reduced_phys_bits,
+                                    sources=psrc + src("firmware_path") + ("host.sev_cbitpos",
+                                                                           "host.sev_reduced_phys_bits")))
+        return devices, ""
+    return devices, firmware
+
+
+def pflash_images(q: QemuArch, hv: HypervisorConfig) -> list[str]:
+    """Kata's getPFlash (arm64's "none or exactly two" was checked by katatest.kata.validate)."""
+    return list(hv.pflash)

@@ -1,0 +1,230 @@
+"""Kata 3.0.0's qemu.CreateVM plus the agent's cold-plugged devices: KataConfig -> QemuConfig."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Callable
+
+from katatest.generate.kernel_params import serialize_params
+from katatest.generate.paths import SandboxPaths, sandbox_paths
+from katatest.generate.provenance import FieldSources
+from katatest.generate.qemu import devices as dev
+from katatest.generate.qemu.arch import (
+    QemuArch,
+    console_devices,
+    new_arch,
+    pflash_images,
+    protection_devices,
+)
+from katatest.generate.qemu.model import SMP, Kernel, Knobs, QemuConfig
+from katatest.host.facts import HostFacts
+from katatest.kata.hypervisor_config import KataConfig, Param
+from katatest.kata.hypervisors import hypervisor
+from katatest.kata.releases import Release, load_release
+
+VIRTIO_FS_TYPES = ("virtio-fs", "virtio-fs-nydus")
+SHARED_MOUNT_TAG = "kataShared"
+FALLBACK_FILE_BACKED_MEM_DIR = "/dev/shm"
+Sources = tuple[str, ...]
+
+
+def random_hex_id() -> str:
+    """Eight random bytes as hex, like Kata's GenerateRandomBytes(8) ids."""
+    return secrets.token_hex(8)
+
+
+def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None = None,
+                      new_id: Callable[[], str] = random_hex_id) -> QemuConfig:
+    """Build the QEMU model exactly as Kata ``release`` (default 3.0.0) would for this config and host."""
+    release = release or load_release()
+    hv = cfg.hypervisor
+    src = FieldSources(cfg, hypervisor("qemu").table)
+    paths = sandbox_paths(facts)
+    q = new_arch(facts.arch, hv, facts.guest_protection, src, release.qemu)
+    # RunningOnVMM only looks for the "hypervisor" CPU flag on amd64; other arches never count as nested.
+    nested_run = facts.nested and facts.arch == "amd64" and not hv.disable_nesting_checks
+    nested_src = ("host.nested",) + src("disable_nesting_checks")
+
+    knobs, memory_path, incoming = _memory_knobs(hv, src)
+    memory = q.memory_topology(hv, src("memory_size") + src("mem_slots") + src("default_max_memory_size")
+                               + src("mem_offset"))
+    memory.path = memory_path
+
+    devices = _base_devices(q, hv, facts, paths, nested_run, nested_src, src, new_id)
+    iothreads: list[str] = []
+    if hv.block_device_driver == "virtio-scsi":
+        iothread = f"iothread-{new_id()}" if hv.enable_io_threads else ""
+        devices.append(dev.SCSIController(disable_modern=nested_run, iothread=iothread,
+                                          sources=src("block_device_driver") + src("enable_io_threads")
+                                          + nested_src))
+        if iothread:
+            iothreads.append(iothread)
+
+    kernel = Kernel(path=hv.kernel_path, initrd=hv.initrd_path, params="",
+                    path_sources=src("kernel_path"), initrd_sources=src("initrd_path"))
+    kernel.params, kernel.params_sources = _kernel_command_line(q, cfg, facts, src)
+
+    protection, bios = protection_devices(q, hv, facts, src)
+    devices += protection
+    devices.append(dev.RngDevice(filename=hv.entropy_source, sources=src("entropy_source")))
+    devices += _pcie_root_ports(q, hv.pcie_root_port, src("pcie_root_port"))
+    devices += _cold_plugged(q, cfg, facts, paths, nested_run, nested_src, src, new_id)
+
+    vm_src = ("host.sandbox_id", "host.rootless", "host.xdg_runtime_dir")
+    qemu_path = hv.hypervisor_path or q.qemu_path
+    config = QemuConfig(
+        path=qemu_path,
+        name=f"sandbox-{facts.sandbox_id}",
+        uuid=str(uuid.uuid4()),
+        machine=q.machine,
+        cpu_model="host," + hv.cpu_features,
+        qmp_socket=paths.socket("qmp.sock"),
+        memory=memory,
+        smp=SMP(hv.num_vcpus, 1, 1, hv.default_max_vcpus, hv.default_max_vcpus,
+                sources=src("num_vcpus") + src("default_max_vcpus")),
+        kernel=kernel,
+        pidfile=f"{paths.vm_dir}/pid",
+        devices=devices,
+        knobs=knobs,
+        bios=bios,
+        pflash=pflash_images(q, hv),
+        iothreads=iothreads,
+        incoming_defer=incoming,
+        log_file=f"{paths.vm_dir}/qemu.log" if hv.debug and release.qemu.debug_log else "",
+        seccomp_sandbox=hv.seccomp_sandbox,
+        transport=q.transport,
+        dimm_supported=q.machine.type != "microvm",
+        daemonize=release.qemu.daemonize,
+        qmp_transport=release.qemu.qmp,
+    )
+    config.machine.options = _with_accelerators(config.machine.options, hv.machine_accelerators)
+    if hv.machine_accelerators:
+        config.machine.sources += src("machine_accelerators")
+    config.sources = {
+        "path": src("hypervisor_path") + ("host.arch",),
+        "name": ("host.sandbox_id",),
+        "cpu": src("cpu_features"),
+        "vm_store": vm_src,
+        "pflash": src("pflash"),
+        "bios": src("firmware_path"),
+        "iothreads": src("enable_io_threads"),
+        "incoming": ("factory.enable_template",),
+        "log_file": src("debug") + vm_src,
+        "seccomp": src("seccomp_sandbox"),
+    }
+    return config
+
+
+def _with_accelerators(options: str, accelerators: str) -> str:
+    if not accelerators:
+        return options
+    if not accelerators.startswith(","):
+        accelerators = "," + accelerators
+    return options + accelerators
+
+
+def _memory_knobs(hv, src) -> tuple[Knobs, str, bool]:
+    """setupTemplate, setupFileBackedMem and the vhost-user store rule of CreateVM."""
+    knobs = Knobs(mem_prealloc=hv.mem_prealloc, huge_pages=hv.huge_pages, iommu_platform=hv.iommu_platform)
+    sources = list(src("memory_size") + src("mem_prealloc") + src("huge_pages"))
+    memory_path = ""
+    incoming = False
+    templating = hv.boot_to_be_template or hv.boot_from_template
+    if templating:
+        knobs.file_backed_mem = True
+        memory_path = hv.memory_path
+        knobs.mem_shared = hv.boot_to_be_template
+        incoming = hv.boot_from_template
+        sources += ("factory.enable_template", "factory.template_path")  # set by the template factory
+    if hv.shared_fs in VIRTIO_FS_TYPES or hv.file_backed_mem_root_dir:  # not with templating (kata.validate)
+        knobs.file_backed_mem = True
+        knobs.mem_shared = True
+        memory_path = hv.file_backed_mem_root_dir or FALLBACK_FILE_BACKED_MEM_DIR
+        sources += src("shared_fs") + src("file_backed_mem_root_dir")
+        if hv.huge_pages:
+            knobs.mem_prealloc = True
+    if hv.enable_vhost_user_store:  # with huge pages only (kata.validate)
+        knobs.mem_shared = True
+        sources += src("enable_vhost_user_store")
+    knobs.backend_sources = tuple(dict.fromkeys(sources))
+    return knobs, memory_path, incoming
+
+
+def _base_devices(q: QemuArch, hv, facts: HostFacts, paths: SandboxPaths, nested_run: bool,
+                  nested_src: Sources, src, new_id) -> list[dev.Device]:
+    """Kata's buildDevices up to (not including) the SCSI controller."""
+    devices: list[dev.Device] = []
+    bus = q.bridge_bus()
+    if bus is not None:
+        for index in range(hv.default_bridges):
+            devices.append(dev.PCIBridge(bus=bus, id=f"pci-bridge-{index}", chassis=index + 1, addr=2 + index,
+                                         sources=src("default_bridges")))
+    devices += console_devices(q, hv.legacy_serial, paths.socket("console.sock"), nested_run,
+                               src("legacy_serial") + ("host.sandbox_id",), nested_src)
+    if not hv.initrd_path and hv.image_path:
+        devices.append(_image_device(q, hv, facts, nested_run, nested_src, src, new_id))
+    if hv.iommu:  # q35 on amd64 only (kata.validate)
+        devices.append(dev.IntelIommu(sources=src("iommu")))
+    if hv.guest_memory_dump_path:
+        devices.append(dev.PVPanic(sources=src("guest_memory_dump_path")))
+    return devices
+
+
+def _image_device(q: QemuArch, hv, facts: HostFacts, nested_run: bool, nested_src: Sources, src,
+                  new_id) -> dev.Device:
+    image_src = src("image_path") + src("disable_image_nvdimm")
+    if not q.disable_nvdimm:
+        return dev.NvdimmImage(mem_path=hv.image_path, size=facts.image_size,
+                               readonly=q.nvdimm_readonly,
+                               sources=image_src + ("host.image_size",))
+    image_id = f"image-{new_id()}"[:31]
+    return dev.BlockDevice(id=image_id, file=hv.image_path, disable_modern=nested_run, share_rw=True,
+                           readonly=True, sources=image_src + nested_src)
+
+
+def _pcie_root_ports(q: QemuArch, count: int, sources: Sources) -> list[dev.Device]:
+    """genericAppendPCIeRootPort, with the BAR sizes of a host without GPUs (2 MiB * 2, 2 MiB)."""
+    if count <= 0 or q.machine.type not in ("q35", "virt"):
+        return []
+    return [dev.PCIeRootPort(id=f"rp{i}", slot=str(i), mem_reserve=f"{2 * 1024 * 1024 * 2}B",
+                             pref64_reserve=f"{2 * 1024 * 1024}B", sources=sources) for i in range(count)]
+
+
+def _cold_plugged(q: QemuArch, cfg: KataConfig, facts: HostFacts, paths: SandboxPaths, nested_run: bool,
+                  nested_src: Sources, src, new_id) -> list[dev.Device]:
+    """The devices the agent adds before boot: the vhost-vsock, then the shared-fs volume."""
+    hv = cfg.hypervisor
+    devices: list[dev.Device] = []
+    if facts.vsock:
+        devices.append(dev.VhostVsock(context_id=facts.vsock_cid, disable_modern=nested_run,
+                                      sources=("host.vsock_cid",) + nested_src))
+    if facts.sharedfs:
+        if hv.shared_fs in VIRTIO_FS_TYPES:
+            devices.append(dev.VhostUserFS(chardev_id=f"char-{new_id()}"[:31],
+                                           socket_path=paths.socket("vhost-fs.sock"), tag=SHARED_MOUNT_TAG,
+                                           cache_size_mib=hv.virtio_fs_cache_size,
+                                           sources=src("shared_fs") + src("virtio_fs_cache_size")))
+        else:
+            devices.append(dev.Virtio9P(id=f"extra-9p-{SHARED_MOUNT_TAG}"[:31], path=paths.shared_dir,
+                                        mount_tag=SHARED_MOUNT_TAG, disable_modern=nested_run,
+                                        multidevs="remap" if q.name == "amd64" else "",
+                                        sources=src("shared_fs") + ("host.sandbox_id",) + nested_src))
+    return devices
+
+
+def _kernel_command_line(q: QemuArch, cfg: KataConfig, facts: HostFacts, src) -> tuple[str, Sources]:
+    """qemu.kernelParameters(): arch params, debug or not, panic, nr_cpus, then the config's params."""
+    hv = cfg.hypervisor
+    items = list(q.kernel_params.items)
+    items += (q.debug if hv.debug else q.non_debug).items
+    items.append((Param("panic", "1"), ("kata.fixed",)))
+    items.append((Param("nr_cpus", str(hv.default_max_vcpus)), src("default_max_vcpus")))
+    items += [(p, src("kernel_params")) for p in hv.kernel_params]
+    if facts.fips:
+        items.append((Param("fips", "1"), ("host.fips",)))
+    text = serialize_params([p for p, _ in items])
+    sources: list[str] = []
+    for _, s in items:
+        sources.extend(s)
+    return text, tuple(dict.fromkeys(sources))

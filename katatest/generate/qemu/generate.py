@@ -1,0 +1,26 @@
+"""Entry point of the QEMU generator: parsed TOML + host facts -> Rendered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from katatest.generate.daemon import daemon_argv
+from katatest.generate.provenance import check_exec_safe
+from katatest.generate.qemu.argv import render_argv
+from katatest.generate.qemu.build import build_qemu_config
+from katatest.generate.rendered import Rendered
+from katatest.host.facts import HostFacts
+from katatest.kata.loader import load_kata_config
+from katatest.kata.releases import Release
+from katatest.kata.validate import check_qemu_launch
+
+
+def render_qemu(doc: dict[str, Any], facts: HostFacts, source: str, release: Release) -> Rendered:
+    """Render what Kata ``release`` launches for a QEMU sandbox: QEMU argv and shared-fs daemon argv."""
+    cfg = load_kata_config(doc, facts, source)
+    model = build_qemu_config(cfg, facts, release)
+    check_qemu_launch(cfg, source)  # govmm's LaunchQemu, once the model is built
+    argv, daemon = render_argv(model), daemon_argv(cfg, facts)
+    check_exec_safe(argv, source)
+    check_exec_safe(daemon or [], source)
+    return Rendered(hypervisor="qemu", argv=argv, daemon=daemon, release=release.version)

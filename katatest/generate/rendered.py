@@ -1,0 +1,31 @@
+"""The result of rendering a Kata configuration: what the runtime would launch and send."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from katatest.generate.provenance import Arg, values
+
+
+@dataclass
+class Rendered:
+    """VMM argv, optional shared-fs daemon argv and optional VM config JSON, all with provenance."""
+
+    hypervisor: str
+    argv: list[Arg]
+    daemon: list[Arg] | None = None
+    vmconfig: dict[str, Any] | None = None
+    # JSON pointer (e.g. "/memory/size") -> config keys / host facts that produced the field.
+    vmconfig_sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    release: str = "3.0.0"  # the Kata release whose behaviour was reproduced (katatest.kata.releases)
+
+    @property
+    def binary(self) -> str:
+        return self.argv[0].value
+
+    def argv_values(self) -> list[str]:
+        return values(self.argv)
+
+    def daemon_values(self) -> list[str] | None:
+        return None if self.daemon is None else values(self.daemon)

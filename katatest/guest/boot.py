@@ -1,0 +1,192 @@
+"""Boot what the generator emits: render for a private rootless runtime dir, plan, launch, connect.
+
+    with boot_guest(document, facts, assets=..., accel=...) as guest:
+        guest.host.file("/proc/cmdline").content_string
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from katatest.assets.cache import GuestAssets
+from katatest.errors import KatatestError
+from katatest.generate.provenance import values
+from katatest.generate.render import render_doc
+from katatest.generate.rendered import Rendered
+from katatest.guest import GuestChannel, guest_host
+from katatest.host.facts import HostFacts
+from katatest.kata.hypervisors import hypervisor
+from katatest.kata.loader import load_kata_config
+from katatest.launch.capabilities import QemuLacks, only_known, plan_findings, virtiofsd_refusal
+from katatest.launch.errors import LaunchError
+from katatest.launch.kvm import AccelVerdict
+from katatest.launch.plan import LaunchPlan, plan_launch
+from katatest.launch.vm import VirtualMachine, make_runtime_dir
+
+VHOST_VSOCK = "/dev/vhost-vsock"
+READY_TIMEOUT = 90.0
+START_TIMEOUT = 60.0  # at most this much of the ready timeout for QEMU (and virtiofsd) to start
+
+
+class CannotBoot(KatatestError):
+    """This host cannot boot the config (QEMU lacks something, no TEE hardware, no VMM binary)."""
+
+    def __init__(self, reason: str, findings: list[QemuLacks] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.findings = findings or []
+
+
+class VmmMissing(CannotBoot):
+    """The config's QEMU binary (``hypervisor.qemu.path``) does not exist on this host."""
+
+
+@dataclass
+class BootedGuest:
+    """A running guest and everything that led to it."""
+
+    facts: HostFacts
+    rendered: Rendered
+    plan: LaunchPlan
+    vm: VirtualMachine
+    channel: GuestChannel
+    host: Any  # testinfra.host.Host
+    accel: AccelVerdict
+    ready_banner: str = ""
+    msize9p: int = 8192
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def generated_argv(self) -> list[str]:
+        return values(self.rendered.argv)
+
+    def generated_option(self, flag: str) -> list[str]:
+        argv = self.generated_argv
+        return [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == flag]
+
+
+def sandbox_id() -> str:
+    """A short, unique sandbox id (sockets under a temp dir must stay within 107 bytes)."""
+    return "kt" + secrets.token_hex(7)
+
+
+def boot_facts(facts: HostFacts, runtime_dir: str) -> HostFacts:
+    """Kata's rootless layout under a private XDG_RUNTIME_DIR, with a fresh sandbox id."""
+    return facts.with_overrides(rootless=True, xdg_runtime_dir=runtime_dir, sandbox_id=sandbox_id())
+
+
+def check_bootable(rendered: Rendered, host: HostFacts, target: HostFacts) -> None:
+    """Raise CannotBoot with the reason when this host cannot run the config at all."""
+    if rendered.hypervisor != "qemu":
+        binary = rendered.binary
+        if not shutil.which(binary):
+            name = hypervisor(rendered.hypervisor).program
+            raise CannotBoot(f"{name} not installed ({binary} missing); only QEMU guests boot here")
+        raise CannotBoot(f"booting {rendered.hypervisor} guests is not implemented by katatest")
+    if target.guest_protection != "none" and host.guest_protection != target.guest_protection:
+        probe = {"sev": "/sys/module/kvm_amd/parameters/sev", "tdx": "/sys/firmware/tdx_seam"}
+        raise CannotBoot(f"no {target.guest_protection.upper()} hardware on this host "
+                         f"({probe[target.guest_protection]} says no)")
+    if not shutil.which(rendered.binary):
+        raise VmmMissing(f"{rendered.binary} not installed (hypervisor.qemu.path): install QEMU "
+                         "or point path at its binary")
+    hugepages = hugepages_shortfall(values(rendered.argv))
+    if hugepages:
+        raise CannotBoot(hugepages)
+
+
+def hugepages_shortfall(argv: list[str], mounts: str = "/proc/mounts", meminfo: str = "/proc/meminfo") -> str:
+    """Why this host cannot back the guest RAM with /dev/hugepages ('' when it can)."""
+    if not any("mem-path=/dev/hugepages" in a for a in argv):
+        return ""
+    try:
+        with open(mounts) as fh:
+            mounted = any(line.split()[1:3] == ["/dev/hugepages", "hugetlbfs"] for line in fh)
+        with open(meminfo) as fh:
+            info = dict(line.split(":", 1) for line in fh if ":" in line)
+    except OSError as err:
+        return f"cannot inspect huge pages: {err}"
+    if not mounted:
+        return "hugepages asked for, but /dev/hugepages is not a hugetlbfs mount on this host"
+    page_kib = int(info.get("Hugepagesize", "2048 kB").split()[0])
+    free_mib = int(info.get("HugePages_Free", "0").split()[0]) * page_kib // 1024
+    size = argv[argv.index("-m") + 1].split(",")[0] if "-m" in argv else "0M"
+    wanted_mib = int(size[:-1]) if size.endswith("M") else 0
+    if free_mib < wanted_mib:
+        return f"hugepages asked for, but only {free_mib} MiB of huge pages are free (need {wanted_mib} MiB)"
+    return ""
+
+
+def _assets_dict(assets: GuestAssets | None) -> dict | None:
+    if assets is None:
+        return None
+    return {"kernel": str(assets.kernel), "initrd": str(assets.initrd), "image": str(assets.image),
+            "image_size": assets.image_size}
+
+
+@contextlib.contextmanager
+def boot_guest(document: dict[str, Any], facts: HostFacts, *, host: HostFacts, assets: GuestAssets | None,
+               accel: AccelVerdict, run_root: str | os.PathLike, name: str = "guest",
+               ready_timeout: float = READY_TIMEOUT) -> Iterator[BootedGuest]:
+    """Render ``document`` for ``facts`` in a private runtime dir, launch it and wait for the guest.
+
+    ``ready_timeout`` bounds everything from here to the guest's first answer (launch, QMP, console)."""
+    deadline = time.monotonic() + ready_timeout
+    runtime_dir = make_runtime_dir()
+    vm: VirtualMachine | None = None
+    channel: GuestChannel | None = None
+    try:
+        facts = boot_facts(facts, runtime_dir)
+        rendered = render_doc(document, facts, name)
+        check_bootable(rendered, host, facts)
+        plan = plan_launch(values(rendered.argv), rendered.daemon_values(), assets=_assets_dict(assets),
+                           accel=accel, vhost_vsock_available=os.path.exists(VHOST_VSOCK))
+        # after the recorded overrides (e.g. accel=tcg on this host); a gap that is no known finding raises
+        lacks = only_known(plan_findings(plan.argv))
+        if lacks:
+            raise CannotBoot("QEMU lacks " + "; ".join(f"{f.what} ({f.evidence})" for f in lacks), lacks)
+        vm = VirtualMachine(plan, run_root, name=name, runtime_dir=runtime_dir, keep_artifacts=True,
+                            start_timeout=max(min(START_TIMEOUT, deadline - time.monotonic()), 1.0))
+        try:
+            vm.start()
+        except LaunchError as err:
+            log = vm.virtiofsd_log_path
+            known = virtiofsd_refusal(log.read_text(errors="replace") if log.exists() else "", os.geteuid())
+            if known and "virtiofsd exited" in str(err):  # only the known cause, read from virtiofsd's log
+                raise CannotBoot(f"virtiofsd cannot run as a non-root user here ({known.evidence})",
+                                 [known]) from err
+            raise
+        channel = GuestChannel(vm.console_socket, vm.console_log_path, timeout=ready_timeout,
+                               is_alive=vm.is_alive)
+        banner = channel.wait_ready(deadline=deadline)
+        booted = BootedGuest(facts, rendered, vm.plan, vm, channel, guest_host(channel), accel, banner)
+        _mount_like_the_agent(booted, load_kata_config(document, facts, name).hypervisor)
+        yield booted
+    finally:
+        if channel is not None:
+            channel.close()
+        if vm is not None:
+            vm.stop()
+        shutil.rmtree(runtime_dir, ignore_errors=True)  # also when the VM never started
+
+
+GUEST_INIT_PATHS = ("/init", "/sbin/init")
+DEFAULT_MSIZE9P = 8192  # what katatest's guest init mounts 9p with on its own
+
+
+def _mount_like_the_agent(booted: BootedGuest, hv) -> None:
+    """Kata's agent mounts 9p with the runtime's msize; our init used the default, so remount if needed."""
+    booted.msize9p = hv.msize9p
+    if hv.shared_fs != "virtio-9p" or hv.msize9p == DEFAULT_MSIZE9P:
+        return
+    script = ("umount /run/kata-containers/shared/containers 2>/dev/null; "
+              + "; ".join(f"[ -x {p} ] && exec {p} mount-shared {hv.msize9p}" for p in GUEST_INIT_PATHS))
+    booted.channel.run(script)
+    booted.notes.append(f"9p remounted with msize={hv.msize9p} (as the agent would)")
