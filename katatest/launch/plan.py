@@ -10,11 +10,12 @@ import os
 import re
 import shutil
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from katatest.generate.options import option_values, props, set_prop
 from katatest.launch.errors import PlanError
+from katatest.launch.fds import InheritedFd, check_unique
 
 if TYPE_CHECKING:
     from katatest.launch.kvm import AccelVerdict
@@ -57,6 +58,7 @@ class LaunchPlan:
     daemon_argv: list[str] | None
     overrides: list[Override]
     paths: RunPaths
+    extra_fds: list[InheritedFd] = field(default_factory=list)  # fds named by the argv beyond the vsock
 
     @property
     def binary(self) -> str:
@@ -70,6 +72,14 @@ class LaunchPlan:
                 fd = props(value).get("vhostfd")
                 return int(fd) if fd and fd.isdigit() else None
         return None
+
+    def inherited_fds(self) -> list[InheritedFd]:
+        """Every fd QEMU must find open at a fixed number: what the argv names plus ``extra_fds``."""
+        entries = list(self.extra_fds)
+        vsock = self.vhost_vsock_fd
+        if vsock is not None:
+            entries.append(InheritedFd(vsock, "device", "vhost-vsock vhostfd", path="/dev/vhost-vsock"))
+        return check_unique(entries)
 
     def overrides_json(self) -> list[dict]:
         return [o.to_json() for o in self.overrides]

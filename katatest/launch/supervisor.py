@@ -14,11 +14,11 @@ import json
 import os
 import select
 import signal
-import socket
 import subprocess
 import sys
 import time
 
+from katatest.launch import fds
 from katatest.launch.proc import become_subreaper, host_pid, kill
 
 
@@ -27,58 +27,29 @@ def _emit(**event: object) -> None:
     sys.stdout.flush()
 
 
-def _fd_at(fd: int, target: int):
-    """A ``preexec_fn`` that puts ``fd`` at number ``target`` (dup2 clears close-on-exec)."""
-    def place() -> None:
-        os.dup2(fd, target)
-    return place
-
-
-def _high_dup(fd: int) -> int:
-    """A close-on-exec duplicate >= 10, so dup2 to a low number never collides with the source."""
-    import fcntl
-
-    return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
-
-
 def start_virtiofsd(spec: dict) -> subprocess.Popen:
     """Create the vhost-user listening socket ourselves and pass it as fd 3, as Kata's virtiofsd.go does."""
-    path = spec["vhost_fs_socket"]
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    listener.listen()
-    fd = _high_dup(listener.fileno())
-    listener.close()
+    opened = fds.open_all([{"target": 3, "kind": "unix-listener", "path": spec["vhost_fs_socket"]}])
     try:
         with open(spec["daemon_log"], "ab") as log:
             return subprocess.Popen(spec["daemon_argv"], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                    close_fds=False, preexec_fn=_fd_at(fd, 3))
+                                    close_fds=False, preexec_fn=fds.placer(opened))
     finally:
-        os.close(fd)
+        fds.close_all(opened)
 
 
 def start_qemu(spec: dict) -> int:
-    """Run QEMU's daemonizing parent to completion; its exit status, stderr in ``spec['qemu_stderr']``."""
-    extra_fd = None
-    if spec.get("vhost_vsock_fd") is not None:
-        extra_fd = _high_dup_path("/dev/vhost-vsock")
-    place = _fd_at(extra_fd, spec["vhost_vsock_fd"]) if extra_fd is not None else None
+    """Run QEMU's daemonizing parent to completion; its exit status, stderr in ``spec['qemu_stderr']``.
+
+    Every fd of ``spec['inherit']`` is opened here and placed at its number in QEMU (see ``launch.fds``)."""
+    opened = fds.open_all(spec.get("inherit", []))
     try:
         with open(spec["qemu_stderr"], "wb") as err:
             proc = subprocess.Popen(spec["qemu_argv"], stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                                    close_fds=False, preexec_fn=place)
+                                    close_fds=False, preexec_fn=fds.placer(opened))
             return proc.wait(timeout=spec.get("start_timeout", 60))
     finally:
-        if extra_fd is not None:
-            os.close(extra_fd)
-
-
-def _high_dup_path(path: str) -> int:
-    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-    try:
-        return _high_dup(fd)
-    finally:
-        os.close(fd)
+        fds.close_all(opened)
 
 
 def _read_pid(path: str | None, timeout: float = 5.0) -> int | None:

@@ -206,12 +206,14 @@ class VirtualMachine:
 
     def _launch(self) -> None:
         assert self.artifacts_dir is not None
+        inherited = self.plan.inherited_fds()
+        passed = tuple(e.owner_fd for e in inherited if e.owner_fd is not None)
         read_end, write_end = os.pipe()
         self._lifeline = write_end
         spec = {
             "qemu_argv": self.plan.argv, "daemon_argv": self.plan.daemon_argv,
             "vhost_fs_socket": self.plan.paths.vhost_fs_socket, "pidfile": self.plan.paths.pidfile,
-            "vhost_vsock_fd": self.plan.vhost_vsock_fd, "qemu_stderr": str(self.qemu_stderr_path),
+            "inherit": [e.to_json() for e in inherited], "qemu_stderr": str(self.qemu_stderr_path),
             "daemon_log": str(self.virtiofsd_log_path), "lifeline_fd": read_end,
             "start_timeout": self.start_timeout,
         }
@@ -225,7 +227,7 @@ class VirtualMachine:
                                                           env.get("PYTHONPATH")]))
         with open(self.artifacts_dir / "supervisor.log", "wb") as log:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
-                                          pass_fds=(read_end,), env=env, start_new_session=True)
+                                          pass_fds=(read_end, *passed), env=env, start_new_session=True)
         os.close(read_end)
         event = self._read_event()
         if event.get("event") != "started":
