@@ -7,6 +7,7 @@ tests drive ``python -m pytest suites/...`` subprocesses on the fast cell ``amd6
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -351,6 +352,9 @@ def test_two_sessions_at_once_do_not_collide(tmp_path: Path) -> None:
     dirs = {runtime_dir_of(tmp_path / f"r{i}", FAST_CELL) for i in (0, 1)}
     assert len(dirs) == 2 and not any(os.path.exists(d) for d in dirs)
     assert leftovers([run.pid for run in runs]) == []
+    for i in (0, 1):  # each session kept its channel's recovery counts with the cell
+        stats = json.loads((tmp_path / f"r{i}" / "cells" / FAST_CELL / "channel.json").read_text())
+        assert stats["commands"] > 0 and stats["console"], stats
 
 
 @pytest.mark.boot
