@@ -61,7 +61,10 @@ def test_broken_expectation_fails_with_console_log_linked(tmp_path):
     assert console.is_file() and "KATATEST-READY" in console.read_text(errors="replace")
     html = (reports / "matrix.html").read_text()
     assert "cells/broken-cmdline/console.log" in html
-    assert 'katatest_cell' in (reports / "junit.xml").read_text()
+    assert '<td class="dim" data-dim="release">3.0.0</td>' in html  # the Kata release column
+    assert cell["dims"]["release"] == "3.0.0"
+    junit = (reports / "junit.xml").read_text()
+    assert 'katatest_cell' in junit and '<property name="katatest_kata_version" value="3.0.0"' in junit
 
 
 BAD_ARGV_MATRIX = """

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 
 from katatest.errors import ConfigError
 from katatest.generate.render import render_doc
 from katatest.host.flags import parse_flags
+from katatest.kata.releases import DEFAULT_RELEASE, known_releases
 from katatest.matrix.cell_config import cell_document, cell_facts
 from katatest.matrix.model import load_matrix, parse_shard, select_cells
 
@@ -44,6 +50,24 @@ def test_bad_shard_is_a_clear_error(text):
 
 def test_arch_filter():
     assert {c.arch for c in select_cells(DEFAULT, arches=["arm64"])} == {"arm64"}
+
+
+def test_release_filter_and_unknown_releases(tmp_path):
+    cells = [*DEFAULT, replace(DEFAULT[0], name="later", release="9.9.9")]
+    assert "later" not in {c.name for c in select_cells(cells, releases=[DEFAULT_RELEASE])}
+    assert {c.name for c in select_cells(cells)} == {c.name for c in cells}
+    with pytest.raises(ConfigError, match=r"--katatest-kata-version.*'9\.9\.9'.*known: 3\.0\.0"):
+        select_cells(cells, releases=["9.9.9"])
+
+
+def test_cell_release_is_a_dimension_checked_against_the_release_files(tmp_path):
+    assert {c.dims["release"] for c in DEFAULT} <= set(known_releases())
+    assert all(c.release == DEFAULT_RELEASE for c in select_cells(DEFAULT, releases=[DEFAULT_RELEASE]))
+    bad = tmp_path / "m.toml"
+    bad.write_text('[matrices]\ndefault = ["x"]\n[cell.x]\narch = "amd64"\nrootfs = "initrd"\nrelease = "2.5.0"\n'
+                   'shared_fs = "virtio-fs"\nblock_driver = "virtio-blk"\n')
+    with pytest.raises(ConfigError, match=r"cell\.x\.release.*3\.0\.0"):
+        load_matrix(bad)
 
 
 def test_unknown_matrix_and_bad_cell(tmp_path):
@@ -86,3 +110,13 @@ def test_hugepages_shortfall_explains_itself(tmp_path):
     meminfo.write_text("HugePages_Free: 1024\nHugepagesize: 2048 kB\n")
     assert hugepages_shortfall(argv, str(mounts), str(meminfo)) == ""
     assert hugepages_shortfall(["qemu", "-m", "2048M"], str(mounts), str(meminfo)) == ""
+
+
+def test_unknown_kata_version_option_is_one_usage_error(isolated_env):
+    root = Path(__file__).resolve().parent.parent
+    run = subprocess.run([sys.executable, "-m", "pytest", "suites", "--collect-only", "-q", "-p", "no:cacheprovider",
+                          "--katatest-kata-version", "9.9"], cwd=root, env=isolated_env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 4, run.stdout + run.stderr
+    assert "--katatest-kata-version: unknown Kata release '9.9' (known: 3.0.0" in run.stderr
+    assert "Traceback" not in run.stdout + run.stderr

@@ -28,6 +28,7 @@ from katatest.launch.vm import (
     RUNTIME_PREFIX,
     SCOPE_FILE,
     make_runtime_dir,
+    scope_key,
 )
 from katatest.report import artifacts, html
 from katatest.report.merge import MergeError, merge
@@ -481,19 +482,25 @@ def test_cells_that_cannot_boot_here_are_generation_only_end_to_end(tmp_path, is
 
 
 def test_a_sub_session_does_not_reap_what_another_tests_dead_owner_left(tmp_path, isolated_env):
-    """A killed owner's dirs and its orphan in the shared /tmp (tests/test_faults.py kills owners on purpose)
-    are not a sub-session's business when it has its own dirs: it neither removes nor reports them (issue 9:
-    this test's end-to-end sibling found ``swept_at_finish`` entries)."""
+    """A killed owner's dirs and its orphan in /tmp (tests/test_faults.py kills owners on purpose) are not a
+    sub-session's business when it has its own dirs: it neither removes nor reports them (issue 9: this test's
+    end-to-end sibling found ``swept_at_finish`` entries). The dead owner ran in a third scope of its own, not
+    the machine's default one: any katatest run on this machine in the default scope (a developer's matrix
+    run, another checkout's tests) would rightly reap leftovers planted there while this test runs."""
     dead = subprocess.Popen(["sleep", "30"])
     token = owner_token(dead.pid)
     dead.kill()
     dead.wait()
-    planted = [Path(tempfile.mkdtemp(prefix=p, dir=RUNTIME_PARENT)) for p in (RUNTIME_PREFIX, RUN_ROOT_PREFIX)]
-    shared = {k: v for k, v in isolated_env.items() if k not in ("TMPDIR", "XDG_RUNTIME_DIR")}
-    orphan = subprocess.Popen(["sleep", "300"], env={**shared, MARKER_ENV: str(planted[1]), OWNER_ENV: token})
+    (tmp_path / "other-tmp").mkdir()
+    (tmp_path / "other-xdg").mkdir(mode=0o700)
+    other = {**isolated_env, "TMPDIR": str(tmp_path / "other-tmp"), "XDG_RUNTIME_DIR": str(tmp_path / "other-xdg")}
+    planted = [Path(tempfile.mkdtemp(prefix=RUNTIME_PREFIX, dir=RUNTIME_PARENT)),  # root's runtime dirs: in /tmp
+               Path(tempfile.mkdtemp(prefix=RUN_ROOT_PREFIX, dir=other["TMPDIR"]))]
+    orphan = subprocess.Popen(["sleep", "300"], env={**other, MARKER_ENV: str(planted[1]), OWNER_ENV: token})
     try:
         for path in planted:
             (path / OWNER_FILE).write_text(token)
+            (path / SCOPE_FILE).write_text(scope_key(other))
         (tmp_path / "pytest.ini").write_text("[pytest]\n")
         (tmp_path / "test_plain.py").write_text("def test_plain():\n    pass\n")
         run = run_pytest(tmp_path, "-p", "no:xdist", "--katatest-reports", "out", env=isolated_env)
@@ -502,7 +509,8 @@ def test_a_sub_session_does_not_reap_what_another_tests_dead_owner_left(tmp_path
         assert not [k for k in load(tmp_path / "out" / "summary.json").environment if k.startswith("swept_at")]
         assert orphan.poll() is None, "the sub-session killed another scope's orphan"
         assert all(path.is_dir() for path in planted), "the sub-session removed another scope's dirs"
-        assert set(planted) <= set(marked_dirs(Scope.of(shared))), "planted where an unisolated run looks"
+        assert set(planted) <= set(marked_dirs(Scope.of(other))), "planted where that scope's sweep looks"
+        assert [p.pid for p in katatest_processes(scope=Scope.of(other))] == [orphan.pid]
     finally:
         orphan.kill()
         orphan.wait()

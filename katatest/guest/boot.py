@@ -24,6 +24,7 @@ from katatest.guest import GuestChannel, guest_host
 from katatest.host.facts import HostFacts
 from katatest.kata.hypervisors import hypervisor
 from katatest.kata.loader import load_kata_config
+from katatest.kata.releases import DEFAULT_RELEASE
 from katatest.launch.capabilities import QemuLacks, only_known, plan_findings, virtiofsd_refusal
 from katatest.launch.errors import LaunchError
 from katatest.launch.kvm import AccelVerdict
@@ -134,8 +135,9 @@ def _assets_dict(assets: GuestAssets | None) -> dict | None:
 @contextlib.contextmanager
 def boot_guest(document: dict[str, Any], facts: HostFacts, *, host: HostFacts, assets: GuestAssets | None,
                accel: AccelVerdict, run_root: str | os.PathLike, name: str = "guest",
-               ready_timeout: float = READY_TIMEOUT) -> Iterator[BootedGuest]:
-    """Render ``document`` for ``facts`` in a private runtime dir, launch it and wait for the guest.
+               ready_timeout: float = READY_TIMEOUT, release: str = DEFAULT_RELEASE) -> Iterator[BootedGuest]:
+    """Render ``document`` for ``facts`` as Kata ``release`` would, in a private runtime dir, launch it and wait
+    for the guest.
 
     ``ready_timeout`` bounds everything from here to the guest's first answer (launch, QMP, console)."""
     deadline = time.monotonic() + ready_timeout
@@ -144,7 +146,7 @@ def boot_guest(document: dict[str, Any], facts: HostFacts, *, host: HostFacts, a
     channel: GuestChannel | None = None
     try:
         facts = boot_facts(facts, runtime_dir)
-        rendered = render_doc(document, facts, name)
+        rendered = render_doc(document, facts, name, release=release)
         check_bootable(rendered, host, facts)
         plan = plan_launch(values(rendered.argv), rendered.daemon_values(), assets=_assets_dict(assets),
                            accel=accel, vhost_vsock_available=os.path.exists(VHOST_VSOCK))

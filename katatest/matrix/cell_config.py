@@ -9,6 +9,7 @@ from typing import Any
 from katatest.errors import ConfigError
 from katatest.host.facts import HostFacts
 from katatest.kata.hypervisors import hypervisor
+from katatest.kata.releases import DEFAULT_RELEASE
 from katatest.kata.tomlconf import load_toml
 from katatest.matrix.model import Cell
 
@@ -17,11 +18,13 @@ KATA_INITRD = "/usr/share/kata-containers/kata-containers-initrd.img"
 
 
 
-def base_config_path(arch: str, hypervisor: str = "qemu") -> Path:
-    """Kata 3.0.0's shipped configuration-<hypervisor>.toml for ``arch`` (comments removed)."""
-    path = BASE_DIR / f"configuration-{hypervisor}-{arch}.toml"
+def base_config_path(arch: str, hypervisor: str = "qemu", release: str = DEFAULT_RELEASE) -> Path:
+    """Kata ``release``'s shipped configuration-<hypervisor>.toml for ``arch`` (3.0.0's in ``base/``, a later
+    release's in ``base/<release>/``)."""
+    folder = BASE_DIR if release == DEFAULT_RELEASE else BASE_DIR / release
+    path = folder / f"configuration-{hypervisor}-{arch}.toml"
     if not path.exists():
-        raise ConfigError("arch", f"no shipped {hypervisor} configuration for {arch} in katatest")
+        raise ConfigError("arch", f"no shipped Kata {release} {hypervisor} configuration for {arch} in katatest")
     return path
 
 
@@ -37,7 +40,8 @@ def _set_key(doc: dict[str, Any], dotted: str, value: Any) -> None:
 
 def cell_document(cell: Cell, base: dict[str, Any] | None = None) -> dict[str, Any]:
     """The parsed TOML of the cell's configuration."""
-    doc = copy.deepcopy(base if base is not None else load_toml(base_config_path(cell.arch, cell.hypervisor)))
+    doc = copy.deepcopy(base if base is not None else load_toml(base_config_path(cell.arch, cell.hypervisor,
+                                                                                       cell.release)))
     qemu = doc.setdefault("hypervisor", {}).setdefault(hypervisor(cell.hypervisor).section, {})
     if cell.rootfs == "initrd":
         qemu.pop("image", None)

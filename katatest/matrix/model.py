@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from katatest.errors import ConfigError
+from katatest.kata.releases import DEFAULT_RELEASE, known_releases
 from katatest.kata.tomlconf import Section, load_toml
 
 DEFAULT_MATRIX_FILE = Path(__file__).resolve().parent.parent / "data" / "matrix.toml"
@@ -31,13 +32,15 @@ class Cell:
     protection: str = "none"
     hypervisor: str = "qemu"
     variant: str = ""
+    release: str = DEFAULT_RELEASE  # the Kata release whose generator renders the cell
     description: str = ""
     settings: tuple[tuple[str, Any], ...] = ()
     expect: tuple[tuple[str, Any], ...] = ()
 
     @property
     def dims(self) -> dict[str, str]:
-        return {"hypervisor": self.hypervisor, "arch": self.arch, "protection": self.protection, "rootfs": self.rootfs,
+        return {"release": self.release, "hypervisor": self.hypervisor, "arch": self.arch,
+                "protection": self.protection, "rootfs": self.rootfs,
                 "shared_fs": self.shared_fs, "block_driver": self.block_driver, "variant": self.variant}
 
     def expectation(self, key: str, default: Any = None) -> Any:
@@ -90,6 +93,7 @@ def parse_cell(name: str, section: Section) -> Cell:
         protection=_choice(section, "protection", PROTECTIONS, "none"),
         hypervisor=_choice(section, "hypervisor", HYPERVISORS, "qemu"),
         variant=section.str("variant"),
+        release=_choice(section, "release", tuple(known_releases()), DEFAULT_RELEASE),
         description=section.str("description"),
         settings=tuple(settings.items()),
         expect=tuple(expect.items()),
@@ -118,9 +122,19 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, total
 
 
-def select_cells(cells: list[Cell], arches: list[str] | None = None, shard: str | None = None) -> list[Cell]:
-    """Filter by architecture, then keep shard I of N (cells sorted by name, round-robin)."""
-    chosen = [c for c in cells if not arches or c.arch in arches]
+def check_releases(releases: list[str] | None) -> None:
+    """Every requested release is known (an error naming the option and the known ones otherwise)."""
+    unknown = [r for r in releases or [] if r not in known_releases()]
+    if unknown:
+        raise ConfigError("--katatest-kata-version", f"unknown Kata release {unknown[0]!r} "
+                          f"(known: {', '.join(known_releases())})")
+
+
+def select_cells(cells: list[Cell], arches: list[str] | None = None, shard: str | None = None,
+                 releases: list[str] | None = None) -> list[Cell]:
+    """Filter by architecture and Kata release, then keep shard I of N (cells sorted by name, round-robin)."""
+    check_releases(releases)
+    chosen = [c for c in cells if (not arches or c.arch in arches) and (not releases or c.release in releases)]
     if shard:
         index, total = parse_shard(shard)
         ordered = sorted(chosen, key=lambda c: c.name)
