@@ -37,6 +37,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print(f"/dev/vhost-vsock: {'present' if os.path.exists('/dev/vhost-vsock') else 'absent (vsock dropped)'}")
     print(f"/dev/log: {'present' if os.path.exists('/dev/log') else 'absent (virtiofsd --syslog dropped)'}")
     print(f"supervision: {supervisor_mode()}")
+    _print_installed_kata()
     _print_assets()
     for path in args.argv_file or []:
         findings = plan_findings(read_argv_file(path))
@@ -47,6 +48,18 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if args.sweep:
         print(f"sweep: {sweep().summary()}")
     return 0
+
+
+def _print_installed_kata() -> None:
+    """The installed Kata's version (``kata-runtime --version``) and which release to pass for it."""
+    from katatest.host.installed_kata import installed_kata_version, release_advice
+    from katatest.kata.releases import known_releases
+
+    version = installed_kata_version()
+    if version is None:
+        print("installed Kata: none (no kata-runtime on PATH)")
+    else:
+        print(f"installed Kata: {version}: {release_advice(version, known_releases())}")
 
 
 def _print_assets() -> None:
