@@ -44,13 +44,13 @@ COMMANDS = (
             "katatest.cli.render", "register_explain"),
     Command("boot", "boot a Kata config's generated argv and run a command in the guest", "katatest.cli.boot",
             "register_boot", takes_command=True),
-    Command("doctor", "check QEMU, KVM, virtiofsd and QEMU capabilities on this host", "katatest.launch.doctor",
+    Command("doctor", "check QEMU, KVM, virtiofsd and QEMU capabilities on this host", "katatest.cli.doctor",
             "register_doctor"),
-    Command("assets", "build, inspect or remove the cached guest kernel/initrd/image", "katatest.assets.cli",
+    Command("assets", "build, inspect or remove the cached guest kernel/initrd/image", "katatest.cli.assets",
             "register_assets"),
     Command("lint", "find arguments QEMU would parse differently from what the config meant",
             "katatest.cli.lint", "register_lint"),
-    Command("report", "merge shard reports or re-render the HTML matrix", "katatest.report.cli",
+    Command("report", "merge shard reports or re-render the HTML matrix", "katatest.cli.report",
             "register_report"),
 )
 _BY_NAME = {c.name: c for c in COMMANDS}
