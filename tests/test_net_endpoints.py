@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from katatest.errors import HostFactsError
+from katatest.errors import ConfigError, HostFactsError
+from katatest.generate.render import render_file
 from katatest.host import facts as hostfacts
 from katatest.host.endpoints import MAX_NET_ENDPOINTS, NetEndpoint, default_mac, endpoints_from_specs
 from katatest.host.facts import HostFacts
@@ -80,3 +81,91 @@ def test_detect_probes_vhost_net(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     (tmp_path / "dev").mkdir()
     (tmp_path / "dev/vhost-net").touch()
     assert hostfacts.detect(tmp_path).vhost_net is True
+
+
+# --- generation: what the rendered result tells the launcher --------------------------------------------------
+
+NET = Path(__file__).parent / "data" / "conformance" / "kata-3.0.0-net" / "named"
+
+
+def _render(name: str, extra: str = ""):
+    facts, _ = parse_flags((NET / f"{name}.flags").read_text() + " " + extra)
+    return render_file(NET / f"{name}.toml", facts)
+
+
+def _netdev_fds(argv: list[str]) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """(vhostfds, fds) of every -netdev in ``argv``, read back from the argv text."""
+    found = []
+    for flag, value in zip(argv, argv[1:]):
+        if flag == "-netdev":
+            opts = dict(o.partition("=")[::2] for o in value.split(","))
+            found.append(tuple(tuple(int(fd) for fd in opts[k].split(":")) if opts.get(k) else ()
+                               for k in ("vhostfds", "fds")))
+    return found
+
+
+def test_plumbing_names_the_fds_the_argv_names():
+    rendered = _render("net_vcpus_4_2")  # 4 vCPUs, two endpoints, tcfilter, vhost
+    assert [(p.endpoint, p.tap, p.netdev_id, p.mac, p.model, p.queues, p.vhost) for p in rendered.network] == [
+        ("eth0", "tap0_kata", "network-0", "02:00:00:00:00:01", "tcfilter", 4, True),
+        ("eth1", "tap1_kata", "network-1", "0a:58:0a:f4:00:07", "tcfilter", 4, True),
+    ]
+    assert [(p.vhost_fds, p.tap_fds) for p in rendered.network] == _netdev_fds(rendered.argv_values())
+    assert [fd for p in rendered.network for fd in p.fds] == list(range(4, 20))  # after the vsock's fd 3
+
+
+def test_plumbing_of_macvtap_without_vhost_and_with_rate_limiters():
+    rendered = _render("net_macvtap_disable_vhost_net")
+    (plumbing,) = rendered.network
+    assert (plumbing.model, plumbing.vhost, plumbing.vhost_fds, plumbing.tap_fds) == ("macvtap", False, (), (4,))
+    (limited,) = _render("net_rate_limiters").network
+    assert limited.rx_rate > 0 and limited.tx_rate > 0
+
+
+def test_fds_start_at_3_when_no_vsock_holds_one():
+    for extra in ("--no-vsock", "--vsock-cid 2"):  # no vsock; a CID govmm drops (the device renders nothing)
+        rendered = _render("net_default", extra)
+        assert rendered.network[0].fds == (3, 4)
+        assert "tap,id=network-0,vhost=on,vhostfds=3,fds=4" in rendered.argv_values()
+
+
+def test_no_network_device_without_endpoints_or_with_disable_new_netns():
+    assert _render("net_none_disable_new_netns").network == ()
+    rendered = render_file(NET / "net_default.toml", parse_flags("--host-cpus 8 --host-mem-mib 16384")[0])
+    assert rendered.network == () and "-netdev" not in rendered.argv_values()
+
+
+def test_endpoints_on_another_hypervisor_are_refused_not_dropped():
+    clh = Path(__file__).parent / "data" / "conformance" / "kata-3.0.0-clh" / "named"
+    toml = next(iter(sorted(clh.glob("*.toml"))))
+    with pytest.raises(HostFactsError, match="^--net-endpoint: .*qemu only, not clh"):
+        render_file(toml, parse_flags("--net-endpoint veth")[0])
+
+
+def test_network_arguments_carry_their_sources():
+    rendered = _render("net_no_vsock_no_sharedfs_2", "--nested")
+    by_value = {a.value: a.sources for a in rendered.argv}
+    backend = by_value["tap,id=network-1,vhost=on,vhostfds=5,fds=6"]
+    assert {"host.net_endpoints.eth1", "runtime.internetworking_model", "hypervisor.qemu.disable_vhost_net",
+            "hypervisor.qemu.default_vcpus", "host.vhost_net", "host.net_endpoints.eth0"} <= set(backend)
+    assert "host.vsock" not in backend  # --no-vsock: nothing holds fd 3 before the endpoints
+    frontend = by_value["driver=virtio-net-pci,netdev=network-1,mac=0a:58:0a:f4:00:07,disable-modern=true,"
+                        "mq=on,vectors=4"]
+    assert {"host.net_endpoints.eth1.mac", "host.nested", "hypervisor.qemu.machine_type"} <= set(frontend)
+
+
+@pytest.mark.parametrize("name, extra, key, fragment", [
+    ("net_none", "", "runtime.internetworking_model", "Invalid internetworking model"),
+    ("net_no_vhost_net", "", "hypervisor.qemu.disable_vhost_net", "open /dev/vhost-net"),
+    ("net_macvtap_tx_rate_limiter_2", "", "hypervisor.qemu.tx_rate_limiter_max_rate", "ifb0"),
+    ("net_macvtap_tx_rate_limiter", "--net-endpoint veth", "hypervisor.qemu.tx_rate_limiter_max_rate", "eth1"),
+])
+def test_rejections_name_the_key(name, extra, key, fragment):
+    with pytest.raises(ConfigError) as err:
+        _render(name, extra)
+    assert err.value.key == key and fragment in str(err.value) and len(str(err.value).splitlines()) == 1
+
+
+def test_one_macvtap_endpoint_with_tx_limiter_and_tcfilter_with_many_are_accepted():
+    assert len(_render("net_macvtap_tx_rate_limiter").network) == 1
+    assert len(_render("net_rate_limiters", "--net-endpoint veth --net-endpoint veth").network) == 3
