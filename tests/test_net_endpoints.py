@@ -9,7 +9,13 @@ import pytest
 from katatest.errors import ConfigError, HostFactsError
 from katatest.generate.render import render_file
 from katatest.host import facts as hostfacts
-from katatest.host.endpoints import MAX_NET_ENDPOINTS, NetEndpoint, default_mac, endpoints_from_specs
+from katatest.host.endpoints import (
+    MAX_NET_ENDPOINTS,
+    NetEndpoint,
+    default_address,
+    default_mac,
+    endpoints_from_specs,
+)
 from katatest.host.facts import HostFacts
 from katatest.host.flags import parse_flags
 
@@ -21,6 +27,7 @@ def test_endpoints_are_named_in_flag_order_with_the_default_mac_rule():
         ("veth", "eth1", "02:00:00:00:00:02", False),  # the index decides, not the count of defaults
         ("veth", "eth2", "02:00:00:00:00:03", False),
     ]
+    assert [e.addresses for e in facts.net_endpoints] == [("10.88.0.2/16",), ("10.89.0.2/16",), ("10.90.0.2/16",)]
 
 
 def test_no_endpoints_and_vhost_net_by_default():
@@ -31,7 +38,8 @@ def test_no_endpoints_and_vhost_net_by_default():
 
 def test_default_mac_spans_the_bound():
     assert default_mac(0) == "02:00:00:00:00:01"
-    assert default_mac(MAX_NET_ENDPOINTS - 1) == "02:00:00:00:00:ff"
+    assert default_mac(MAX_NET_ENDPOINTS - 1) == "02:00:00:00:00:40"
+    assert default_address(MAX_NET_ENDPOINTS - 1) == "10.151.0.2/16"
     assert len(endpoints_from_specs(["veth"] * MAX_NET_ENDPOINTS)) == MAX_NET_ENDPOINTS
 
 
@@ -45,7 +53,7 @@ def test_default_mac_spans_the_bound():
     ("--net-endpoint veth:01:00:5e:00:00:01", "multicast"),
     ("--net-endpoint veth:ff:ff:ff:ff:ff:ff", "multicast"),
     ("--net-endpoint veth:00:00:00:00:00:00", "all zero"),
-    ("--net-endpoint " + " --net-endpoint ".join(["veth"] * (MAX_NET_ENDPOINTS + 1)), "at most 255"),
+    ("--net-endpoint " + " --net-endpoint ".join(["veth"] * (MAX_NET_ENDPOINTS + 1)), "at most 64"),
 ])
 def test_bad_endpoint_is_one_line_naming_the_flag(flags, fragment):
     with pytest.raises(HostFactsError) as err:
@@ -69,6 +77,7 @@ def test_bad_endpoint_facts(changes):
     {"kind": "veth", "name": "eth0/x", "mac": "02:00:00:00:00:01"},
     {"kind": "veth", "name": "x" * 16, "mac": "02:00:00:00:00:01"},
     {"kind": "veth", "name": "eth0", "mac": "02:00:00:00:00:0A"},  # the model holds Kata's lower case
+    {"kind": "veth", "name": "eth0", "mac": "02:00:00:00:00:01", "addresses": ["10.88.0.2/16"]},
 ])
 def test_bad_endpoint_model(fields):
     with pytest.raises(HostFactsError, match="^--net-endpoint: "):
@@ -169,3 +178,13 @@ def test_rejections_name_the_key(name, extra, key, fragment):
 def test_one_macvtap_endpoint_with_tx_limiter_and_tcfilter_with_many_are_accepted():
     assert len(_render("net_macvtap_tx_rate_limiter").network) == 1
     assert len(_render("net_rate_limiters", "--net-endpoint veth --net-endpoint veth").network) == 3
+
+
+def test_the_scan_skips_an_interface_without_addresses():
+    """Kata's addAllEndpoints ignores unconfigured links: the next one becomes tap0_kata / network-0."""
+    facts, _ = parse_flags((NET / "net_default_2.flags").read_text())
+    bare = NetEndpoint("veth", "eth0", facts.net_endpoints[0].mac)  # no address
+    rendered = render_file(NET / "net_default_2.toml", facts.with_overrides(
+        net_endpoints=(bare, facts.net_endpoints[1])))
+    assert [(p.endpoint, p.tap, p.netdev_id) for p in rendered.network] == [("eth1", "tap0_kata", "network-0")]
+    assert "tap,id=network-0,vhost=on,vhostfds=4,fds=5" in rendered.argv_values()

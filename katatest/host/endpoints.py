@@ -14,8 +14,9 @@ from katatest.errors import HostFactsError
 
 FLAG = "--net-endpoint"
 ENDPOINT_KINDS = ("veth",)  # the CNI-style interfaces katatest can stand in for
-# The default MAC's last octet is index + 1 as two hex digits: 255 endpoints at most.
-MAX_NET_ENDPOINTS = 255
+# A pod's namespace holds a handful of interfaces; 64 keeps the default MAC (last octet index + 1) and the
+# default address (10.(88 + index).0.2/16) unique and valid, and is more than a VM's PCI slots can take.
+MAX_NET_ENDPOINTS = 64
 DEFAULT_MAC_PREFIX = "02:00:00:00:00:"  # locally administered, unicast
 
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
@@ -27,8 +28,9 @@ class NetEndpoint:
     """One interface of the pod network namespace, as CNI left it (what Kata's scan finds there).
 
     ``mac`` is lower-case, as Kata prints it (netlink's ``HardwareAddr.String()``); ``mac_given`` says whether
-    the flag named it (else it is the default rule's). ``addresses`` (CIDRs) and ``routes`` are for later:
-    Kata 3.0.0's argv does not depend on them."""
+    the flag named it (else it is the default rule's). ``addresses`` are CIDRs (the flags give the vectors'
+    ``10.(88 + index).0.2/16``): Kata's scan skips an interface without any. ``routes`` are for later; Kata
+    3.0.0's argv depends on neither beyond that."""
 
     kind: str
     name: str
@@ -43,6 +45,10 @@ class NetEndpoint:
         if not isinstance(self.name, str) or not _IFNAME.fullmatch(self.name) or self.name in (".", ".."):
             raise HostFactsError(f"{FLAG}: invalid interface name {self.name!r}")
         check_mac(self.mac)
+        if not isinstance(self.addresses, tuple) or not all(isinstance(a, str) for a in self.addresses):
+            raise HostFactsError(f"{FLAG}: {self.name}: addresses must be a tuple of CIDR strings")
+        if not isinstance(self.routes, tuple):
+            raise HostFactsError(f"{FLAG}: {self.name}: routes must be a tuple")
 
     @property
     def source(self) -> str:
@@ -71,6 +77,11 @@ def default_mac(index: int) -> str:
     return f"{DEFAULT_MAC_PREFIX}{index + 1:02x}"
 
 
+def default_address(index: int) -> str:
+    """The address the vectors' oracle (standing in for CNI) gives endpoint ``index``."""
+    return f"10.{88 + index}.0.2/16"
+
+
 def endpoint_from_spec(index: int, spec: str) -> NetEndpoint:
     """One ``--net-endpoint KIND[:MAC]`` value (the ``index``-th) as an endpoint named ``eth<index>``."""
     if not isinstance(spec, str):
@@ -81,7 +92,8 @@ def endpoint_from_spec(index: int, spec: str) -> NetEndpoint:
     if sep and not mac:
         raise HostFactsError(f"{FLAG}: empty MAC in {spec!r} (give KIND or KIND:MAC)")
     given = mac.lower() if sep else default_mac(index)
-    return NetEndpoint(kind=kind, name=f"eth{index}", mac=check_mac(given), mac_given=bool(sep))
+    return NetEndpoint(kind=kind, name=f"eth{index}", mac=check_mac(given), mac_given=bool(sep),
+                       addresses=(default_address(index),))
 
 
 def endpoints_from_specs(specs: list[str] | tuple[str, ...]) -> tuple[NetEndpoint, ...]:

@@ -93,8 +93,9 @@ def network_devices(cfg: KataConfig, facts: HostFacts, devices: list[Device], ne
     """The devices ``createNetwork`` appends after ``devices`` (the VM built so far) and their plumbing.
 
     Raises ConfigError, naming the key, where Kata 3.0.0's createNetwork fails."""
-    if cfg.runtime.disable_new_netns or not facts.net_endpoints:
+    if cfg.runtime.disable_new_netns:
         return [], []  # createNetwork returns at once: no scan, no device
+    scanned = [e for e in facts.net_endpoints if e.addresses]  # the scan skips unconfigured interfaces
     hv = cfg.hypervisor
     src = FieldSources(cfg, "hypervisor.qemu")
     model = cfg.runtime.internetworking_model
@@ -102,7 +103,7 @@ def network_devices(cfg: KataConfig, facts: HostFacts, devices: list[Device], ne
     vhost = not hv.disable_vhost_net
     added: list[Device] = []
     plumbing: list[NetPlumbing] = []
-    for index, endpoint in enumerate(facts.net_endpoints):
+    for index, endpoint in enumerate(scanned):  # index = len(n.eps): names tap<I>_kata and network-<I>
         _check_connect(endpoint, model, vhost, facts, src, source)
         first = FIRST_EXTRA_FD + fds_taken(devices + added)
         vhost_fds = tuple(range(first, first + queues)) if vhost else ()
