@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from katatest.cli import main
 from katatest.errors import ConfigError, HostFactsError
 from katatest.generate.render import render_file
 from katatest.host import facts as hostfacts
@@ -188,3 +189,20 @@ def test_the_scan_skips_an_interface_without_addresses():
         net_endpoints=(bare, facts.net_endpoints[1])))
     assert [(p.endpoint, p.tap, p.netdev_id) for p in rendered.network] == [("eth1", "tap0_kata", "network-0")]
     assert "tap,id=network-0,vhost=on,vhostfds=4,fds=5" in rendered.argv_values()
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--net-endpoint", "veth:zz"], "katatest: --net-endpoint: invalid MAC 'zz'"),
+    (["--net-endpoint", "bond"], "katatest: --net-endpoint: unknown endpoint kind 'bond'"),
+    (["--net-endpoint", "veth", "--no-vhost-net"], "hypervisor.qemu.disable_vhost_net: createNetwork: "),
+])
+def test_cli_exits_2_with_one_line(flags, fragment, capsys: pytest.CaptureFixture[str]):
+    assert main(["render", str(NET / "net_default.toml"), *flags]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and len(err.splitlines()) == 1
+
+
+def test_cli_explain_names_the_endpoint(capsys: pytest.CaptureFixture[str]):
+    assert main(["explain", str(NET / "net_default.toml"), "--host-cpus", "2", "--net-endpoint", "veth"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("tap,id=network-0,")]
+    assert lines and "host.net_endpoints.eth0" in lines[0] and "runtime.internetworking_model" in lines[0]

@@ -13,13 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from katatest.errors import ConfigError
-from katatest.generate.plumbing import NetPlumbing
+from katatest.generate.plumbing import PLUMBED_MODELS, NetPlumbing
 from katatest.generate.provenance import FieldSources
 from katatest.generate.qemu.devices import Device, Sources, VhostVsock
 from katatest.generate.qemu.transport import PCI, disable_modern, virtio_name
 from katatest.host.endpoints import NetEndpoint
 from katatest.host.facts import HostFacts
-from katatest.kata.hypervisor_config import KataConfig
+from katatest.kata.hypervisor_config import HypervisorConfig, KataConfig
 
 MODEL_KEY = "runtime.internetworking_model"
 NEW_NETNS_KEY = "runtime.disable_new_netns"
@@ -125,7 +125,8 @@ def network_devices(cfg: KataConfig, facts: HostFacts, devices: list[Device], ne
     return added, plumbing
 
 
-def _backend_sources(endpoint: NetEndpoint, before: list[Device], hv, src: FieldSources) -> Sources:
+def _backend_sources(endpoint: NetEndpoint, before: list[Device], hv: HypervisorConfig,
+                     src: FieldSources) -> Sources:
     """Endpoint, model, vhost, queue count, fd numbering (what holds the fds before), rate limiters set."""
     sources = [endpoint.source, MODEL_KEY, *src("disable_vhost_net"), *src("num_vcpus"), FD_ORDER]
     if not hv.disable_vhost_net:
@@ -143,7 +144,7 @@ def _backend_sources(endpoint: NetEndpoint, before: list[Device], hv, src: Field
 def _check_connect(endpoint: NetEndpoint, model: str, vhost: bool, facts: HostFacts, src: FieldSources,
                    source: str) -> None:
     """``xConnectVMNetwork``'s failures: no host side for model "none"; no /dev/vhost-net to open."""
-    if model not in ("tcfilter", "macvtap"):
+    if model not in PLUMBED_MODELS:
         raise ConfigError(MODEL_KEY, f"createNetwork: Invalid internetworking model ({model!r} cannot connect "
                           f"endpoint {endpoint.name} to the VM)", source)
     if vhost and not facts.vhost_net:
