@@ -122,6 +122,7 @@ def test_plumbing_names_the_fds_the_argv_names():
     ]
     assert [(p.vhost_fds, p.tap_fds) for p in rendered.network] == _netdev_fds(rendered.argv_values())
     assert [fd for p in rendered.network for fd in p.fds] == list(range(4, 20))  # after the vsock's fd 3
+    assert [p.addresses for p in rendered.network] == [("10.88.0.2/16",), ("10.89.0.2/16",)]
 
 
 def test_plumbing_of_macvtap_without_vhost_and_with_rate_limiters():

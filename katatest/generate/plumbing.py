@@ -12,12 +12,13 @@ PLUMBED_MODELS = ("tcfilter", "macvtap")
 class NetPlumbing:
     """One endpoint as the rendered argv expects it on the host.
 
-    The launcher creates, in the pod network namespace, the veth ``endpoint`` (MAC ``mac``), then Kata's
-    plumbing for ``model``: ``tcfilter`` a multiqueue tap ``tap`` with ingress u32 ``mirred`` redirects both
-    ways; ``macvtap`` a macvtap ``tap`` on the veth (which takes the veth's MAC), opened ``queues`` times. It
-    opens ``queues`` vhost-net fds (when ``vhost``) and ``queues`` tap fds and hands them to the VMM at exactly
-    ``vhost_fds`` and ``tap_fds`` (govmm's ExtraFiles: fd = 3 + position). ``rx_rate`` / ``tx_rate`` are the
-    rate limiters (bits/s, 0 = none) Kata shapes the tap (rx) and the veth or an ifb (tx) with."""
+    The launcher creates, in the pod network namespace, the veth ``endpoint`` (MAC ``mac``, ``addresses``),
+    then Kata's plumbing for ``model``: ``tcfilter`` a multiqueue tap ``tap`` with ingress u32 ``mirred``
+    redirects both ways; ``macvtap`` a macvtap ``tap`` on the veth (which takes the veth's MAC), opened
+    ``queues`` times. It opens ``queues`` vhost-net fds (when ``vhost``) and ``queues`` tap fds and hands them
+    to the VMM at exactly ``vhost_fds`` and ``tap_fds`` (govmm's ExtraFiles: fd = 3 + position). ``rx_rate`` /
+    ``tx_rate`` are the rate limiters (bits/s, 0 = none) Kata shapes the tap (rx) and the veth or an ifb (tx)
+    with."""
 
     endpoint: str  # the veth in the pod netns: eth0, eth1, ...
     kind: str  # veth
@@ -31,6 +32,7 @@ class NetPlumbing:
     tap_fds: tuple[int, ...] = ()
     rx_rate: int = 0
     tx_rate: int = 0
+    addresses: tuple[str, ...] = ()  # the veth's CIDRs as CNI set them (the guest's, for the agent to set)
 
     @property
     def fds(self) -> tuple[int, ...]:

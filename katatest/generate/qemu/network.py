@@ -121,7 +121,8 @@ def network_devices(cfg: KataConfig, facts: HostFacts, devices: list[Device], ne
         plumbing.append(NetPlumbing(endpoint=endpoint.name, kind=endpoint.kind, model=model,
                                     tap=f"tap{index}_kata", netdev_id=netdev_id, mac=endpoint.mac, queues=queues,
                                     vhost=vhost, vhost_fds=vhost_fds, tap_fds=tap_fds,
-                                    rx_rate=hv.rx_rate_limiter_max_rate, tx_rate=hv.tx_rate_limiter_max_rate))
+                                    rx_rate=hv.rx_rate_limiter_max_rate, tx_rate=hv.tx_rate_limiter_max_rate,
+                                    addresses=endpoint.addresses))
     return added, plumbing
 
 
