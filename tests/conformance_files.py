@@ -10,6 +10,9 @@ from katatest.conformance.vectors import Vector, discover
 DATA = Path(__file__).parent / "data" / "conformance"
 GOLDEN = Path(__file__).parent / "golden"
 QEMU_SUITE = "kata-3.0.0"
+NET_SUITE = "kata-3.0.0-net"  # QEMU with pod network endpoints
+# The network vectors with an explain golden: three endpoints with 2 queues each; microvm's virtio-net-device.
+NET_GOLDENS = ("net_vcpus_2_3", "net_microvm")
 
 
 def regenerate() -> bool:
@@ -19,3 +22,7 @@ def regenerate() -> bool:
 
 def qemu_vectors() -> list[Vector]:
     return discover(DATA, QEMU_SUITE)
+
+
+def net_vectors() -> list[Vector]:
+    return discover(DATA, NET_SUITE)

@@ -12,9 +12,10 @@ from katatest.generate.explain import explain_args
 from katatest.generate.provenance import Arg
 from katatest.generate.render import render_file
 from katatest.host.flags import parse_flags
-from tests.conformance_files import GOLDEN, qemu_vectors, regenerate
+from tests.conformance_files import GOLDEN, NET_GOLDENS, net_vectors, qemu_vectors, regenerate
 
 NAMED = [v for v in qemu_vectors() if v.kind == "named" and not v.rejected]
+NAMED += [v for v in net_vectors() if v.kind == "named" and v.name in NET_GOLDENS]
 
 
 def explain_text(vector) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from katatest.conformance.vectors import EXPECTATION_SUFFIXES, discover
-from tests.conformance_files import DATA, GOLDEN
+from tests.conformance_files import DATA, GOLDEN, NET_GOLDENS, NET_SUITE
 
 CONSUMED_SUFFIXES = (".toml", ".flags", *EXPECTATION_SUFFIXES)
 
@@ -14,18 +14,20 @@ def test_every_vector_file_belongs_to_a_vector():
         vectors = discover(DATA, suite_dir.name)
         owned = {f for v in vectors for f in v.files() if f.name[len(v.name):] in CONSUMED_SUFFIXES}
         for path in suite_dir.rglob("*"):
-            if path.is_file() and path.name != "README.md" and path not in owned:
+            documentation = path.parent == suite_dir and path.suffix == ".md"  # README.md, HOST-FACTS.md
+            if path.is_file() and not documentation and path not in owned:
                 unused.append(str(path.relative_to(DATA)))
     assert not unused, f"data files no test reads: {unused}"
 
 
 def test_every_vector_has_an_expectation():
-    missing = [v.id for suite in ("kata-3.0.0", "kata-3.0.0-clh", "kata-3.0.0-fc") for v in discover(DATA, suite)
-               if not (v.file(".argv").exists() or v.file(".err").exists())]
+    missing = [v.id for suite in ("kata-3.0.0", "kata-3.0.0-clh", "kata-3.0.0-fc", "kata-3.0.0-net")
+               for v in discover(DATA, suite) if not (v.file(".argv").exists() or v.file(".err").exists())]
     assert not missing
 
 
 def test_no_stale_explain_goldens():
     names = {v.name for v in discover(DATA, "kata-3.0.0") if v.kind == "named" and not v.rejected}
+    names |= {v.name for v in discover(DATA, NET_SUITE) if v.kind == "named" and v.name in NET_GOLDENS}
     stale = [p.name for p in (GOLDEN / "explain").glob("*.txt") if p.stem not in names]
     assert not stale, f"goldens without a vector (delete them or regenerate): {stale}"

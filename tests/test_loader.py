@@ -18,6 +18,7 @@ from katatest.kata.validate import check_qemu_launch
 
 VECTORS = Path(__file__).parent / "data" / "conformance"
 CASES = sorted(VECTORS.glob("kata-3.0.0*/*/*.toml"))
+CREATE_NETWORK = "createNetwork: "  # Sandbox.createNetwork (tests/test_conformance_net.py checks those)
 LAUNCH_ERROR = re.compile(r"^LaunchQemu: (MaxCPUs \d+ must be equal to or greater than CPUs \d+)")
 
 
@@ -34,6 +35,9 @@ def _load(toml: Path):
 def test_vector(toml: Path) -> None:
     err_file = toml.with_suffix(".err")
     if not err_file.exists():
+        _load(toml)
+        return
+    if err_file.read_text().startswith(CREATE_NETWORK):  # the loader accepts it; the network step fails later
         _load(toml)
         return
     launch = LAUNCH_ERROR.match(err_file.read_text())

@@ -19,6 +19,7 @@ from katatest.errors import KatatestError
 from katatest.generate.provenance import Arg
 from katatest.generate.render import render_doc, render_file
 from katatest.generate.rendered import Rendered
+from katatest.host.endpoints import endpoints_from_specs
 from katatest.host.facts import HostFacts
 from katatest.kata import defaults as d
 from katatest.kata.toml_schema import AGENT_KEYS, FACTORY_KEYS, HYPERVISOR_KEYS, IMAGE_KEYS, RUNTIME_KEYS
@@ -171,6 +172,9 @@ INVALID_FACTS = st.sampled_from([
 ])
 
 
+NET_SPECS = st.sampled_from(["veth", "veth", "veth:0a:58:0a:f4:00:07", "veth:02:42:AC:11:00:02"])
+
+
 @st.composite
 def fact_kwargs(draw: st.DrawFn, arch: str) -> dict[str, Any]:
     """Keyword arguments for HostFacts: valid (if odd) values, sometimes with one invalid fact."""
@@ -194,6 +198,8 @@ def fact_kwargs(draw: st.DrawFn, arch: str) -> dict[str, Any]:
         "xdg_runtime_dir": draw(st.sampled_from(["", "/run/user/1000", "/tmp/ü x,y", "/" + "d" * 90])),
         "workload_cpus": draw(st.sampled_from([0, 0, 1, 7, 2**32])),
         "workload_mem_mib": draw(st.sampled_from([0, 0, 512, 2**32 - 1])),
+        "net_endpoints": endpoints_from_specs(draw(st.lists(NET_SPECS, max_size=3))),
+        "vhost_net": draw(st.booleans()),
     }
     if draw(st.integers(0, 9)) == 7:
         kwargs.update(draw(INVALID_FACTS))
@@ -235,6 +241,22 @@ def check_rendered(rendered: Rendered, doc: dict[str, Any]) -> None:
     assert values.count("-smp") == 1
     if rendered.daemon is not None:
         check_args(rendered.daemon)
+    check_network(rendered)
+
+
+def check_network(rendered: Rendered) -> None:
+    """The endpoints' fds are contiguous after the vsock's, N of each kind, as the -netdev arguments name them."""
+    values = rendered.argv_values()
+    netdevs = [value for flag, value in zip(values, values[1:]) if flag == "-netdev"]
+    assert len(netdevs) == len(rendered.network)
+    fds = [fd for plumbing in rendered.network for fd in plumbing.fds]
+    assert fds == list(range(fds[0], fds[0] + len(fds))) if fds else True
+    assert not fds or fds[0] == 3 + any("vhostfd=3" in v for v in values)
+    for plumbing, netdev in zip(rendered.network, netdevs):
+        assert len(plumbing.tap_fds) == plumbing.queues > 0
+        assert len(plumbing.vhost_fds) == (plumbing.queues if plumbing.vhost else 0)
+        assert f"fds={':'.join(map(str, plumbing.tap_fds))}" in netdev.split(",")
+        assert f"netdev={plumbing.netdev_id},mac={plumbing.mac}," in values[values.index(netdev) + 2]
 
 
 def check_rejection(err: KatatestError) -> None:

@@ -23,7 +23,8 @@ from katatest.generate.render import render_file
 from katatest.host.flags import parse_flags
 from tests.conformance_files import DATA
 
-VECTORS = [v for suite in ("kata-3.0.0", "kata-3.0.0-clh", "kata-3.0.0-fc") for v in discover(DATA, suite)]
+VECTORS = [v for suite in ("kata-3.0.0", "kata-3.0.0-clh", "kata-3.0.0-fc", "kata-3.0.0-net")
+           for v in discover(DATA, suite)]
 KATA_IMAGE = "/usr/share/kata-containers/kata-containers.img"
 # Every directory the vectors' configs name a path in (see test_guarded_dirs_cover_the_vectors).
 HOST_DIRS = ("/usr/share/kata-containers", "/usr/bin", "/usr/libexec", "/usr/local/bin", "/dev",

@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from katatest.errors import ConfigError
+from katatest.errors import ConfigError, HostFactsError
 from katatest.generate.rendered import Rendered
 from katatest.host.facts import HostFacts
 from katatest.kata.hypervisors import HYPERVISORS, NAMES, by_section
 from katatest.kata.hypervisors import hypervisor as _hypervisor
 from katatest.kata.releases import DEFAULT_RELEASE, load_release
 from katatest.kata.tomlconf import load_toml
+
+NET_ENDPOINT_HYPERVISORS = ("qemu",)  # the generators that cold-plug facts.net_endpoints
 
 
 def hypervisor_of(doc: dict[str, Any], source: str = "", forced: str | None = None) -> str:
@@ -52,6 +54,9 @@ def render_doc(doc: dict[str, Any], facts: HostFacts, source: str = "", hypervis
     name = hypervisor_of(doc, source, hypervisor)
     if name not in kata.hypervisors:
         raise ConfigError("hypervisor", f"Kata {kata.version} does not drive {name}", source)
+    if facts.net_endpoints and name not in NET_ENDPOINT_HYPERVISORS:
+        raise HostFactsError(f"--net-endpoint: katatest renders pod network endpoints for "
+                             f"{', '.join(NET_ENDPOINT_HYPERVISORS)} only, not {name}")
     return _hypervisor(name).render_function()(doc, facts, source, kata)
 
 

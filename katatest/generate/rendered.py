@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from katatest.generate.plumbing import NetPlumbing
 from katatest.generate.provenance import Arg, values
 
 
@@ -19,6 +20,8 @@ class Rendered:
     # JSON pointer (e.g. "/memory/size") -> config keys / host facts that produced the field.
     vmconfig_sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
     release: str = "3.0.0"  # the Kata release whose behaviour was reproduced (katatest.kata.releases)
+    # The pod network endpoints the argv names, in argv order: what the launcher must plumb and hand over.
+    network: tuple[NetPlumbing, ...] = ()
 
     @property
     def binary(self) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from katatest.errors import HostFactsError
+from katatest.host.endpoints import NetEndpoint, check_endpoints
 
 DEFAULT_SANDBOX_ID = "1" * 64
 DEFAULT_IMAGE_SIZE = 268435456
@@ -67,6 +68,8 @@ class HostFacts:
     netns: str = ""
     workload_cpus: int = 0
     workload_mem_mib: int = 0
+    net_endpoints: tuple[NetEndpoint, ...] = ()  # the pod netns's interfaces, in scan order (eth0, eth1, ...)
+    vhost_net: bool = True  # the host has /dev/vhost-net
 
     def __post_init__(self) -> None:
         for name, (low, high) in FACT_BOUNDS.items():
@@ -84,6 +87,7 @@ class HostFacts:
         if not isinstance(self.sandbox_id, str) or not VALID_SANDBOX_ID.fullmatch(self.sandbox_id):
             raise HostFactsError(f"--id: invalid sandbox id {self.sandbox_id!r} "
                                  f"(Kata 3.0.0 requires ^{VALID_SANDBOX_ID.pattern}$)")
+        check_endpoints(self.net_endpoints)
 
     @property
     def runtime_dir(self) -> str:
@@ -190,6 +194,7 @@ def detect(root: Path = Path("/")) -> HostFacts:
         sev_cbitpos=cbitpos,
         sev_reduced_phys_bits=reduced,
         fips=_read(root / "proc/sys/crypto/fips_enabled") == "1",
+        vhost_net=(root / "dev/vhost-net").exists(),
         uid=os.getuid(),
         rootless=os.getuid() != 0,
         xdg_runtime_dir=os.environ.get("XDG_RUNTIME_DIR", ""),

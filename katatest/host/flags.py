@@ -8,11 +8,12 @@ import shlex
 
 from katatest.errors import HostFactsError
 from katatest.host import facts as hostfacts
+from katatest.host.endpoints import endpoints_from_specs
 from katatest.host.facts import HostFacts
 
 FACT_FIELDS = ("arch", "host_cpus", "host_mem_mib", "nested", "sandbox_id", "vsock_cid", "image_size",
                "initrd_size", "guest_protection", "sev_cbitpos", "sev_reduced_phys_bits", "fips", "vsock",
-               "sharedfs", "netns", "workload_cpus", "workload_mem_mib")
+               "sharedfs", "netns", "workload_cpus", "workload_mem_mib", "vhost_net")
 
 
 def add_fact_flags(parser: argparse.ArgumentParser) -> None:
@@ -37,11 +38,21 @@ def add_fact_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--netns")
     g.add_argument("--workload-cpus", type=int)
     g.add_argument("--workload-mem-mib", type=int)
+    g.add_argument("--net-endpoint", dest="net_endpoint", action="append", metavar="veth[:MAC]",
+                   help="an interface of the pod network namespace (repeatable: eth0, eth1, ... in order; "
+                        "MAC default 02:00:00:00:00:<index+1>)")
+    g.add_argument("--no-vhost-net", dest="vhost_net", action="store_false", default=None,
+                   help="the host has no /dev/vhost-net")
 
 
 def fact_changes(args: argparse.Namespace) -> dict[str, object]:
-    """The facts the parsed flags set explicitly."""
-    return {name: getattr(args, name) for name in FACT_FIELDS if getattr(args, name, None) is not None}
+    """The facts the parsed flags set explicitly (``--net-endpoint`` values become NetEndpoints)."""
+    changes: dict[str, object] = {name: getattr(args, name) for name in FACT_FIELDS
+                                  if getattr(args, name, None) is not None}
+    specs = getattr(args, "net_endpoint", None)
+    if specs is not None:
+        changes["net_endpoints"] = endpoints_from_specs(specs)
+    return changes
 
 
 class _Parser(argparse.ArgumentParser):

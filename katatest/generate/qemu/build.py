@@ -34,6 +34,15 @@ def random_hex_id() -> str:
     return secrets.token_hex(8)
 
 
+def nesting(cfg: KataConfig, facts: HostFacts) -> tuple[bool, Sources]:
+    """Whether Kata runs nested (its devices then get ``disable-modern=true``), and what decides it.
+
+    RunningOnVMM only looks for the "hypervisor" CPU flag on amd64; other arches never count as nested."""
+    hv = cfg.hypervisor
+    nested_src = ("host.nested",) + FieldSources(cfg, hypervisor("qemu").table)("disable_nesting_checks")
+    return facts.nested and facts.arch == "amd64" and not hv.disable_nesting_checks, nested_src
+
+
 def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None = None,
                       new_id: Callable[[], str] = random_hex_id) -> QemuConfig:
     """Build the QEMU model exactly as Kata ``release`` (default 3.0.0) would for this config and host."""
@@ -42,9 +51,7 @@ def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None
     src = FieldSources(cfg, hypervisor("qemu").table)
     paths = sandbox_paths(facts)
     q = new_arch(facts.arch, hv, facts.guest_protection, src, release.qemu)
-    # RunningOnVMM only looks for the "hypervisor" CPU flag on amd64; other arches never count as nested.
-    nested_run = facts.nested and facts.arch == "amd64" and not hv.disable_nesting_checks
-    nested_src = ("host.nested",) + src("disable_nesting_checks")
+    nested_run, nested_src = nesting(cfg, facts)
 
     knobs, memory_path, incoming = _memory_knobs(hv, src)
     memory = q.memory_topology(hv, src("memory_size") + src("mem_slots") + src("default_max_memory_size")

@@ -7,7 +7,8 @@ from typing import Any
 from katatest.generate.daemon import daemon_argv
 from katatest.generate.provenance import check_exec_safe
 from katatest.generate.qemu.argv import render_argv
-from katatest.generate.qemu.build import build_qemu_config
+from katatest.generate.qemu.build import build_qemu_config, nesting
+from katatest.generate.qemu.network import network_devices
 from katatest.generate.rendered import Rendered
 from katatest.host.facts import HostFacts
 from katatest.kata.loader import load_kata_config
@@ -19,8 +20,12 @@ def render_qemu(doc: dict[str, Any], facts: HostFacts, source: str, release: Rel
     """Render what Kata ``release`` launches for a QEMU sandbox: QEMU argv and shared-fs daemon argv."""
     cfg = load_kata_config(doc, facts, source)
     model = build_qemu_config(cfg, facts, release)
+    nested_run, nested_src = nesting(cfg, facts)
+    network, plumbing = network_devices(cfg, facts, model.devices, nested_run, nested_src, model.transport,
+                                        source)  # Sandbox.createNetwork: the pod's endpoints, cold-plugged
+    model.devices += network
     check_qemu_launch(cfg, source)  # govmm's LaunchQemu, once the model is built
     argv, daemon = render_argv(model), daemon_argv(cfg, facts)
     check_exec_safe(argv, source)
     check_exec_safe(daemon or [], source)
-    return Rendered(hypervisor="qemu", argv=argv, daemon=daemon, release=release.version)
+    return Rendered(hypervisor="qemu", argv=argv, daemon=daemon, release=release.version, network=tuple(plumbing))
