@@ -215,7 +215,8 @@ class VirtualMachine:
             "vhost_fs_socket": self.plan.paths.vhost_fs_socket, "pidfile": self.plan.paths.pidfile,
             "inherit": [e.to_json() for e in inherited], "qemu_stderr": str(self.qemu_stderr_path),
             "daemon_log": str(self.virtiofsd_log_path), "lifeline_fd": read_end,
-            "start_timeout": self.start_timeout,
+            "start_timeout": self.start_timeout, "foreground": self.plan.foreground,
+            "qmp_socket": self.plan.paths.qmp_socket,
         }
         spec_path = self.artifacts_dir / "supervisor.json"
         spec_path.write_text(json.dumps(spec, indent=2))
