@@ -4,7 +4,7 @@ Run as ``python -m katatest.launch.supervisor SPEC.json``, normally as PID 1 of 
 (``unshare --pid --fork --kill-child``): the daemonized QEMU reparents to it, and when it exits the kernel
 kills everything left in the namespace. Without a namespace it makes itself a child subreaper instead.
 Two QEMU modes: ``-daemonize`` (Kata 3.0.0; ready when the parent exits 0 and the pidfile names the daemon) and
-foreground (Kata 3.30+, ``spec['foreground']``; QEMU is our child, ready when its QMP socket sends the greeting;
+foreground (Kata 3.30+, ``spec['foreground']``; QEMU is our child, ready when its QMP socket answers a command;
 it also gets SIGKILL should the supervisor itself die).
 The owner holds the write end of a "lifeline" pipe; EOF on it (owner exited or was SIGKILLed) means kill
 everything and exit. Status goes to stdout as JSON lines: ``started`` (host pids) or ``failed``.
@@ -73,12 +73,16 @@ def start_qemu_foreground(spec: dict) -> subprocess.Popen:
         fds.close_all(opened)
 
 
-def wait_qmp_greeting(proc: subprocess.Popen, path: str, timeout: float) -> str:
-    """Wait until QEMU sends its QMP greeting on ``path`` ('' then), or why not (QEMU exited, timeout).
+def wait_qmp_ready(proc: subprocess.Popen, path: str, timeout: float) -> str:
+    """Wait until QEMU answers a command on its QMP socket ``path`` ('' then), or say why not.
 
-    One connection, closed after the greeting, so the owner's QMP client is the next one QEMU accepts."""
+    The greeting alone proves little: QEMU's monitor thread sends it before the machine is built (a missing
+    -bios still makes QEMU exit after it). A command's reply comes from the main loop, i.e. once QEMU runs,
+    which is what a ``-daemonize`` parent's exit means. One connection, closed at the end, so the owner's QMP
+    client is the next one QEMU accepts."""
     deadline = time.monotonic() + timeout
     sock: socket.socket | None = None
+    received = b""
     try:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -97,10 +101,16 @@ def wait_qmp_greeting(proc: subprocess.Popen, path: str, timeout: float) -> str:
                     sock = None
                 time.sleep(0.05)
                 continue
-            if b'"QMP"' in data:
+            if not data:  # QEMU closed it: it is exiting (the next poll says so) or refused us
+                time.sleep(0.05)
+                continue
+            greeted = b'"QMP"' in received
+            received += data
+            if not greeted and b'"QMP"' in received:
+                sock.sendall(b'{"execute": "qmp_capabilities"}\n')
+            elif greeted and b'"return"' in received.split(b'"QMP"', 1)[1]:
                 return ""
-            return f"QMP socket {path} sent no greeting: {data[:80]!r}"
-        return f"QMP socket {path} sent no greeting within {timeout:.0f}s"
+        return f"QMP socket {path} did not answer within {timeout:.0f}s"
     finally:
         if sock is not None:
             sock.close()
@@ -109,7 +119,7 @@ def wait_qmp_greeting(proc: subprocess.Popen, path: str, timeout: float) -> str:
 def _start_foreground(spec: dict) -> tuple[int, int | None, str]:
     """(rc, QEMU pid, why not ready) for a foreground QEMU: rc 0 once QMP answered, else QEMU's status."""
     proc = start_qemu_foreground(spec)
-    why = wait_qmp_greeting(proc, spec["qmp_socket"], spec.get("start_timeout", 60))
+    why = wait_qmp_ready(proc, spec["qmp_socket"], spec.get("start_timeout", 60))
     if not why:
         return 0, proc.pid, ""
     rc = proc.poll()
@@ -207,7 +217,7 @@ def supervise(spec: dict, lifeline: int) -> int:
         _emit(event="failed", stage="qemu", error=str(exc))
         _terminate([daemon.pid] if daemon else [], 1.0)
         return 1
-    if rc != 0 and daemon is not None and daemon.poll() is not None:
+    if rc != 0 and daemon is not None and daemon.poll() not in (None, 0):  # 0: QEMU connected, then left
         _emit(event="failed", stage="virtiofsd", rc=rc, error=f"virtiofsd exited ({daemon.returncode}) before "
               f"QEMU could connect: {_last_line(spec['daemon_log'])}")
         _terminate([qemu] if qemu else [], 1.0)
