@@ -14,7 +14,7 @@ import tomllib
 
 from katatest.guest.boot import CannotBoot, plan_for_host
 from katatest.launch import virtiofsd
-from katatest.launch.capabilities import KNOWN_GAPS, object_type, plan_findings, qemu_caps
+from katatest.launch.capabilities import KNOWN_GAPS, object_type, plan_findings, qemu_caps, refusal_findings
 from katatest.launch.errors import PlanError, UntranslatableFlag
 from katatest.launch.kvm import AccelVerdict
 from katatest.launch.plan import (
@@ -27,6 +27,7 @@ from katatest.launch.plan import (
     read_argv_file,
     relocate,
     run_paths,
+    socket_paths,
 )
 
 DATA = Path(__file__).parent / "data/conformance"
@@ -274,3 +275,19 @@ def test_shipped_defaults_need_no_finding(release: str) -> None:
     for name in ("default", "arm64_default"):
         p = plan(release, name)
         assert plan_findings(p.argv) == []
+
+
+def test_maxmem_below_memory_is_a_known_kata_finding() -> None:
+    argv, _ = vector("4.1.0", "default")
+    argv[argv.index("-m") + 1] = "4096M,slots=20,maxmem=3072M"  # Kata for default_memory 4096 on a 2 GiB host
+    assert [f.known for f in plan_findings(argv)] == ["maxmem-below-memory"]
+    stderr = "qemu-system-x86_64: invalid value of maxmem: maximum memory size (0xc0000000) must be at least ..."
+    assert [f.known for f in refusal_findings(stderr)] == ["maxmem-below-memory"]
+
+
+def test_every_socket_the_argv_names_is_listed() -> None:
+    argv, _ = vector("4.1.0", "default")
+    argv += ["-monitor", f"unix:path={VM_DIR}/extra-monitor.sock,server=on,wait=off"]
+    assert socket_paths(argv) == [f"{VM_DIR}/console.sock", f"{VM_DIR}/vhost-fs.sock", f"{VM_DIR}/extra-monitor.sock"]
+    old = read_argv_file(DATA / "kata-3.0.0/named/default.argv")
+    assert f"{VM_DIR}/qmp.sock" in socket_paths(old)  # the 3.0.0 path form; fd=3 names no path

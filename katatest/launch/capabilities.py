@@ -35,6 +35,8 @@ KNOWN_GAPS = {
     "virtiofsd-rust-only": "Kata 3.30+'s Rust virtiofsd argv uses a flag the C virtiofsd has no equivalent for "
                            "(virtio_fs_cache = \"metadata\")",
     "sev-snp-guest": "SEV-SNP: QEMU 7.2 has no sev-snp-guest object (QEMU 9.1 added it)",
+    "maxmem-below-memory": "default_memory above the host's RAM (+ memory_offset): Kata's maxmem= is then below "
+                           "-m, which every QEMU refuses",
     "arm64-pvpanic-isa": "arm64 guest_memory_dump_path emits -device pvpanic, an ISA device qemu-system-aarch64 "
                          "lacks (it has pvpanic-pci)",
 }
@@ -131,10 +133,25 @@ def object_type(value: str) -> str:
     return props(value).get("", "")
 
 
+def _mib(size: str) -> int | None:
+    return int(size[:-1]) if size.endswith("M") and size[:-1].isdigit() else None
+
+
+def memory_findings(argv: Sequence[str]) -> list[QemuLacks]:
+    """``-m N,maxmem=M`` with M < N: Kata clamps maxmem to the host's RAM but not the initial memory."""
+    out = []
+    for value in option_values(argv, "-m"):
+        initial, maximum = _mib(value.split(",")[0]), _mib(props(value).get("maxmem", ""))
+        if initial is not None and maximum is not None and maximum < initial:
+            out.append(QemuLacks("maxmem at least the initial memory", f"-m {value}: maxmem {maximum}M < {initial}M",
+                                 "maxmem-below-memory"))
+    return out
+
+
 def plan_findings(argv: Sequence[str], caps: QemuCaps | None = None) -> list[QemuLacks]:
     """What ``argv`` asks for that its QEMU binary lacks (no QEMU run needed beyond the cached help)."""
     caps = caps or qemu_caps(argv[0])
-    out: list[QemuLacks] = []
+    out: list[QemuLacks] = memory_findings(argv)
     for machine in option_values(argv, "-machine"):
         mtype = props(machine).get("")
         if mtype and mtype not in caps.machines:
@@ -182,6 +199,7 @@ _REFUSALS = (
      "with firmware loaded)", "arm64-nvdimm-no-firmware"),
     (re.compile(r"Expected '=' after parameter"), "boolean 'no' option prefixes", "bool-prefix"),
     (re.compile(r"requires KVM"), "KVM (for an option that has no TCG equivalent)", "kvm-only"),
+    (re.compile(r"invalid value of maxmem"), "maxmem at least the initial memory", "maxmem-below-memory"),
     (re.compile(r"Property '[^']*\.([\w-]+)' not found"), "device property", ""),
     (re.compile(r"invalid object type: (\S+)"), "object type", ""),
 )

@@ -251,6 +251,19 @@ def syslog_overrides(daemon_argv: Sequence[str], syslog_available: bool) -> list
 
 # --- runtime paths ----------------------------------------------------------------------------------
 
+def socket_paths(argv: Sequence[str]) -> list[str]:
+    """Every unix socket path the argv names: -chardev socket path=, -qmp/-qmp-pretty/-monitor unix:."""
+    out = [props(v)["path"] for v in option_values(argv, "-chardev") if v.startswith("socket,") and "path" in props(v)]
+    for flag in ("-qmp", "-qmp-pretty", "-monitor"):
+        for value in option_values(argv, flag):
+            if value.startswith("unix:"):
+                rest = value[len("unix:"):]
+                path = props(rest).get("path") or (props(rest).get("") if "=" not in rest.split(",")[0] else None)
+                if path:
+                    out.append(path)
+    return out
+
+
 def qmp_listener_fd(argv: Sequence[str]) -> int | None:
     """N of ``-qmp unix:fd=N,...`` (QEMU inherits a listening socket), None when the QMP socket is a path."""
     for value in option_values(argv, "-qmp"):

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from katatest.launch.capabilities import refusal_findings
 from katatest.launch.errors import LaunchError
-from katatest.launch.plan import LaunchPlan, relocate
+from katatest.launch.plan import LaunchPlan, relocate, socket_paths
 from katatest.launch.proc import alive, owner_token
 from katatest.launch.qmp import Qmp
 
@@ -189,7 +189,7 @@ class VirtualMachine:
         if not self.plan.paths.vm_dir.startswith(self.runtime_dir.rstrip("/") + "/"):
             self.plan = relocate(self.plan, self.runtime_dir)
         paths = self.plan.paths
-        for sock in (paths.qmp_socket, paths.console_socket, paths.vhost_fs_socket):
+        for sock in (paths.qmp_socket, paths.console_socket, paths.vhost_fs_socket, *socket_paths(self.plan.argv)):
             if sock and len(sock.encode()) > SOCKET_PATH_MAX:
                 raise LaunchError(f"socket path longer than {SOCKET_PATH_MAX} bytes: {sock}")
         _makedirs(paths.vm_dir, VM_DIR_MODE)
