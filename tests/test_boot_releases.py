@@ -25,7 +25,7 @@ from tests.faults.helpers import built_assets
 
 pytestmark = [pytest.mark.boot, pytest.mark.usefixtures("isolated_env")]
 DATA = Path(__file__).parent / "data/conformance"
-CASES = [("3.30.0", "amd64", "default"), ("4.1.0", "amd64", "default"), ("4.1.0", "arm64", "arm64_default")]
+CASES = [(r, a, n) for r in ("3.30.0", "4.1.0") for a, n in (("amd64", "default"), ("arm64", "arm64_default"))]
 
 
 def vector(release: str, name: str) -> tuple[list[str], list[str] | None]:
