@@ -157,6 +157,9 @@ def test_rust_virtiofsd_runs_the_argv_unchanged(tmp_path: Path) -> None:
     p = plan_launch(argv, daemon, assets=None, accel=TCG, vhost_vsock_available=False, syslog_available=True)
     assert virtiofsd.flavour(str(rust)) == "rust"
     assert kinds(p, "daemon") == [] and p.daemon_argv == daemon
+    quiet = plan_launch(argv, daemon, assets=None, accel=TCG, vhost_vsock_available=False, syslog_available=False)
+    (drop,) = [o for o in quiet.overrides if o.target == "daemon"]
+    assert drop.kind == "drop-syslog" and "Rust virtiofsd" in drop.reason
 
 
 def test_flavour_of_the_installed_c_virtiofsd() -> None:

@@ -239,14 +239,17 @@ def relocation_overrides(argv: Sequence[str], runtime_dir: str, target: str) -> 
     return out
 
 
-def syslog_overrides(daemon_argv: Sequence[str], syslog_available: bool) -> list[Override]:
-    """Without /dev/log, virtiofsd ``--syslog`` dies: its seccomp filter SIGSYS-kills syslog()'s socket() retry."""
+def syslog_overrides(daemon_argv: Sequence[str], syslog_available: bool, rust: bool = False) -> list[Override]:
+    """Without /dev/log, virtiofsd ``--syslog`` dies: its seccomp filter SIGSYS-kills syslog()'s socket() retry.
+
+    ``rust``: the daemon is the Rust virtiofsd (its --syslog has no syslog socket to log to either)."""
     if syslog_available or "--syslog" not in daemon_argv:
         return []
+    why = ("the Rust virtiofsd would log to a socket that is not there" if rust else
+           "virtiofsd's seccomp sandbox kills it (SIGSYS) when syslog() retries socket()")
     return [Override("drop-syslog", ("--syslog",), (),
-                     "no syslog socket (/dev/log) on this host: virtiofsd's seccomp sandbox kills it (SIGSYS) "
-                     "when syslog() retries socket(); without --syslog it logs to stderr (virtiofsd.log)",
-                     "daemon")]
+                     f"no syslog socket (/dev/log) on this host: {why}; without --syslog it logs to stderr "
+                     "(virtiofsd.log)", "daemon")]
 
 
 # --- runtime paths ----------------------------------------------------------------------------------
@@ -336,7 +339,7 @@ def plan_launch(rendered_argv: Sequence[str], daemon_argv: Sequence[str] | None,
         prefer_rust = (lambda b: flavour(b) == "rust") if is_rust_argv(daemon) else None
         for build in (lambda a: binary_overrides(a, target="daemon", prefer=prefer_rust),
                       lambda a: translation_overrides(a, daemon_flavour or flavour(a[0])) if is_rust_argv(a) else [],
-                      lambda a: syslog_overrides(a, syslog_available)):
+                      lambda a: syslog_overrides(a, syslog_available, rust=is_rust_argv(a))):
             new = build(daemon)
             daemon = apply_all(daemon, new)
             overrides += new
