@@ -132,3 +132,11 @@ def test_hotplugged_disk_must_be_where_kata_put_it():
     assert "PCI path 02/01" in hotplugged_disk_mismatch(
         blk, "vdb", "/sys/devices/pci0000:00/0000:00:03.0/virtio5/block/vdb", "virtio_blk")  # on the root bus
     assert "not a vd* disk" in hotplugged_disk_mismatch(blk, "sda", SCSI_DISK, "sd")
+
+
+def test_cache_mode_never_is_none_for_the_c_virtiofsd():
+    """Kata 3.30+'s virtio_fs_cache = "never" reaches QEMU's C virtiofsd translated as -o cache=none."""
+    c_daemon = ["/usr/lib/qemu/virtiofsd", "-o", "cache=none", "-o", "source=/x"]
+    assert cache_mode_mismatch(c_daemon, "never") == ""
+    assert cache_mode_mismatch(["/usr/libexec/virtiofsd", "--cache=never"], "never") == ""
+    assert "virtio_fs_cache is 'auto'" in cache_mode_mismatch(c_daemon, "auto")

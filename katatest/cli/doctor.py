@@ -10,6 +10,7 @@ from katatest.launch.capabilities import installed_qemus, plan_findings, qemu_ca
 from katatest.launch.kvm import accel_verdict
 from katatest.launch.plan import VIRTIOFSD_LOCATIONS, read_argv_file
 from katatest.launch.sweep import sweep
+from katatest.launch.virtiofsd import flavour
 from katatest.launch.vm import supervisor_mode
 
 _ARCH_OF = {path: arch for arch, path in qemu_paths().items()}
@@ -27,13 +28,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"  {arch} guests: accel={verdict.accel} ({verdict.reason})")
         lacks = ["vhost-user-fs-pci cache-size (virtio-fs DAX window)"] if "cache-size" not in \
             caps.vhost_user_fs_props else []
-        lacks += [f"object {o}" for o in ("tdx-guest", "sev-guest") if o not in caps.objects]
+        lacks += [f"object {o}" for o in ("tdx-guest", "sev-guest", "sev-snp-guest") if o not in caps.objects]
         if caps.bool_prefix_error:
             lacks.append("boolean 'no' prefixes in -machine (e.g. nosmm)")
         for item in lacks:
             print(f"  lacks: {item}")
     daemon = next((p for p in VIRTIOFSD_LOCATIONS if os.access(p, os.X_OK)), None)
-    print(f"virtiofsd: {daemon or 'not installed'}")
+    kinds = {"rust": "the Rust virtiofsd: Kata 3.30+'s argv runs unchanged",
+             "c": "QEMU's C virtiofsd: Kata 3.30+'s Rust-virtiofsd argv is translated flag by flag"}
+    kind = f" ({kinds.get(flavour(daemon), 'unknown kind')})" if daemon else ""
+    print(f"virtiofsd: {daemon or 'not installed'}{kind}")
     print(f"/dev/vhost-vsock: {'present' if os.path.exists('/dev/vhost-vsock') else 'absent (vsock dropped)'}")
     print(f"/dev/log: {'present' if os.path.exists('/dev/log') else 'absent (virtiofsd --syslog dropped)'}")
     print(f"supervision: {supervisor_mode()}")

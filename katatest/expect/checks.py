@@ -192,12 +192,17 @@ def process_argv(pid: int, proc: str = "/proc") -> list[str]:
     return [a.decode(errors="replace") for a in raw.split(b"\0")[:-1]] if raw else []
 
 
+# Rust virtiofsd cache modes QEMU's C virtiofsd spells differently (the launcher translates a 3.30+ argv)
+C_CACHE_MODES = {"never": "none"}
+
+
 def cache_mode_mismatch(running_argv: list[str], configured: str) -> str:
     """Why a running virtiofsd does not use the configured ``virtio_fs_cache`` ('' when it does)."""
     if not running_argv or "virtiofsd" not in running_argv[0].rsplit("/", 1)[-1]:
         return f"the process is not virtiofsd: {' '.join(running_argv) or '(no cmdline: exited?)'}"
     modes = daemon_options(running_argv, "cache")
-    if modes != [configured]:
+    c_spelling = C_CACHE_MODES.get(configured)  # a Rust-virtiofsd argv translated for the C daemon (never -> none)
+    if modes != [configured] and modes != [c_spelling]:
         return f"virtiofsd runs with cache={modes or 'its default'}, virtio_fs_cache is {configured!r}: " + \
             " ".join(running_argv)
     return ""

@@ -26,7 +26,7 @@ from katatest.kata.hypervisors import hypervisor
 from katatest.kata.loader import load_kata_config
 from katatest.kata.releases import DEFAULT_RELEASE
 from katatest.launch.capabilities import QemuLacks, only_known, plan_findings, virtiofsd_refusal
-from katatest.launch.errors import LaunchError
+from katatest.launch.errors import LaunchError, UntranslatableFlag
 from katatest.launch.kvm import AccelVerdict
 from katatest.launch.plan import LaunchPlan, plan_launch
 from katatest.launch.vm import VirtualMachine, make_runtime_dir
@@ -132,6 +132,53 @@ def _assets_dict(assets: GuestAssets | None) -> dict | None:
             "image_size": assets.image_size}
 
 
+def plan_for_host(argv: list[str], daemon_argv: list[str] | None, *, assets: GuestAssets | None,
+                  accel: AccelVerdict) -> LaunchPlan:
+    """The launch plan for this host; CannotBoot when a known finding (QEMU or virtiofsd lacks it) stands in
+    the way, UnexpectedQemuGap for any other gap."""
+    try:
+        plan = plan_launch(argv, daemon_argv, assets=_assets_dict(assets), accel=accel,
+                           vhost_vsock_available=os.path.exists(VHOST_VSOCK))
+    except UntranslatableFlag as err:
+        lacks = QemuLacks(f"a C virtiofsd equivalent of Rust virtiofsd {err.flag}", str(err), "virtiofsd-rust-only")
+        raise CannotBoot(f"only QEMU's C virtiofsd is installed ({err})", [lacks]) from err
+    # after the recorded overrides (e.g. accel=tcg on this host); a gap that is no known finding raises
+    lacks = only_known(plan_findings(plan.argv))
+    if lacks:
+        raise CannotBoot("QEMU lacks " + "; ".join(f"{f.what} ({f.evidence})" for f in lacks), lacks)
+    return plan
+
+
+@contextlib.contextmanager
+def launch_guest(plan: LaunchPlan, *, runtime_dir: str, run_root: str | os.PathLike, name: str,
+                 deadline: float, channel_timeout: float = READY_TIMEOUT
+                 ) -> Iterator[tuple[VirtualMachine, GuestChannel, str]]:
+    """Start ``plan`` and wait (until ``deadline``, monotonic) for the guest: (vm, channel, ready banner).
+
+    ``channel_timeout``: the channel's default timeout for each later command."""
+    vm = VirtualMachine(plan, run_root, name=name, runtime_dir=runtime_dir, keep_artifacts=True,
+                        start_timeout=max(min(START_TIMEOUT, deadline - time.monotonic()), 1.0))
+    channel: GuestChannel | None = None
+    try:
+        try:
+            vm.start()
+        except LaunchError as err:
+            log = vm.virtiofsd_log_path
+            known = virtiofsd_refusal(log.read_text(errors="replace") if log.exists() else "", os.geteuid())
+            if known and "virtiofsd exited" in str(err):  # only the known cause, read from virtiofsd's log
+                raise CannotBoot(f"virtiofsd cannot run as a non-root user here ({known.evidence})",
+                                 [known]) from err
+            raise
+        channel = GuestChannel(vm.console_socket, vm.console_log_path, timeout=channel_timeout,
+                               is_alive=vm.is_alive)
+        banner = channel.wait_ready(deadline=deadline)
+        yield vm, channel, banner
+    finally:
+        if channel is not None:
+            channel.close()
+        vm.stop()
+
+
 @contextlib.contextmanager
 def boot_guest(document: dict[str, Any], facts: HostFacts, *, host: HostFacts, assets: GuestAssets | None,
                accel: AccelVerdict, run_root: str | os.PathLike, name: str = "guest",
@@ -142,41 +189,52 @@ def boot_guest(document: dict[str, Any], facts: HostFacts, *, host: HostFacts, a
     ``ready_timeout`` bounds everything from here to the guest's first answer (launch, QMP, console)."""
     deadline = time.monotonic() + ready_timeout
     runtime_dir = make_runtime_dir()
-    vm: VirtualMachine | None = None
-    channel: GuestChannel | None = None
     try:
         facts = boot_facts(facts, runtime_dir)
         rendered = render_doc(document, facts, name, release=release)
         check_bootable(rendered, host, facts)
-        plan = plan_launch(values(rendered.argv), rendered.daemon_values(), assets=_assets_dict(assets),
-                           accel=accel, vhost_vsock_available=os.path.exists(VHOST_VSOCK))
-        # after the recorded overrides (e.g. accel=tcg on this host); a gap that is no known finding raises
-        lacks = only_known(plan_findings(plan.argv))
-        if lacks:
-            raise CannotBoot("QEMU lacks " + "; ".join(f"{f.what} ({f.evidence})" for f in lacks), lacks)
-        vm = VirtualMachine(plan, run_root, name=name, runtime_dir=runtime_dir, keep_artifacts=True,
-                            start_timeout=max(min(START_TIMEOUT, deadline - time.monotonic()), 1.0))
-        try:
-            vm.start()
-        except LaunchError as err:
-            log = vm.virtiofsd_log_path
-            known = virtiofsd_refusal(log.read_text(errors="replace") if log.exists() else "", os.geteuid())
-            if known and "virtiofsd exited" in str(err):  # only the known cause, read from virtiofsd's log
-                raise CannotBoot(f"virtiofsd cannot run as a non-root user here ({known.evidence})",
-                                 [known]) from err
-            raise
-        channel = GuestChannel(vm.console_socket, vm.console_log_path, timeout=ready_timeout,
-                               is_alive=vm.is_alive)
-        banner = channel.wait_ready(deadline=deadline)
-        booted = BootedGuest(facts, rendered, vm.plan, vm, channel, guest_host(channel), accel, banner)
-        _mount_like_the_agent(booted, load_kata_config(document, facts, name).hypervisor)
-        yield booted
+        plan = plan_for_host(values(rendered.argv), rendered.daemon_values(), assets=assets, accel=accel)
+        with launch_guest(plan, runtime_dir=runtime_dir, run_root=run_root, name=name, deadline=deadline,
+                          channel_timeout=ready_timeout) as (vm, channel, banner):
+            booted = BootedGuest(facts, rendered, vm.plan, vm, channel, guest_host(channel), accel, banner)
+            _mount_like_the_agent(booted, load_kata_config(document, facts, name).hypervisor)
+            yield booted
     finally:
-        if channel is not None:
-            channel.close()
-        if vm is not None:
-            vm.stop()
         shutil.rmtree(runtime_dir, ignore_errors=True)  # also when the VM never started
+
+
+@dataclass
+class ArgvGuest:
+    """A running guest booted from a given argv (e.g. a Kata vector), not from a rendering."""
+
+    argv: list[str]  # as given (Kata's)
+    daemon_argv: list[str] | None
+    plan: LaunchPlan
+    vm: VirtualMachine
+    channel: GuestChannel
+    host: Any  # testinfra.host.Host
+    ready_banner: str = ""
+
+    def given_option(self, flag: str) -> list[str]:
+        return [self.argv[i + 1] for i, a in enumerate(self.argv[:-1]) if a == flag]
+
+
+@contextlib.contextmanager
+def boot_argv(argv: list[str], daemon_argv: list[str] | None, *, assets: GuestAssets | None,
+              accel: AccelVerdict, run_root: str | os.PathLike, name: str = "guest",
+              ready_timeout: float = READY_TIMEOUT) -> Iterator[ArgvGuest]:
+    """Boot ``argv`` (and start ``daemon_argv``) as given but for the recorded launch overrides: assets,
+    accelerator, Kata's /run paths moved under a private runtime dir, the host's virtiofsd."""
+    deadline = time.monotonic() + ready_timeout
+    runtime_dir = make_runtime_dir()
+    try:
+        plan = plan_for_host(list(argv), list(daemon_argv) if daemon_argv else None, assets=assets, accel=accel)
+        with launch_guest(plan, runtime_dir=runtime_dir, run_root=run_root, name=name, deadline=deadline,
+                          channel_timeout=ready_timeout) as (vm, channel, banner):
+            yield ArgvGuest(list(argv), list(daemon_argv) if daemon_argv else None, vm.plan, vm, channel,
+                            guest_host(channel), banner)
+    finally:
+        shutil.rmtree(runtime_dir, ignore_errors=True)
 
 
 GUEST_INIT_PATHS = ("/init", "/sbin/init")

@@ -4,14 +4,15 @@ Two sources: the binary's own help (``-device help``, ``-device vhost-user-fs-pc
 ``-machine help``, ``-accel help``, a boolean-prefix parse probe), cached per binary; and QEMU's stderr when it
 refused to start (``refusal_findings``).
 
-Only the known gaps between Kata 3.0.0's argv and upstream QEMU (``KNOWN_GAPS``, the README's findings) make a
-cell "cannot boot here". Anything else QEMU lacks (an unknown machine, object or device type: a generator typo,
-a misspelt config value) is ``UnexpectedQemuGap``, an error.
+Only the known gaps between Kata's argv (3.0.0, 3.30.0, 4.1.0) and upstream QEMU 7.2 (``KNOWN_GAPS``, the
+README's findings) make a cell "cannot boot here". Anything else QEMU lacks (an unknown machine, object or device
+type: a generator typo, a misspelt config value) is ``UnexpectedQemuGap``, an error.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import subprocess
@@ -22,7 +23,7 @@ from katatest.errors import KatatestError
 from katatest.generate.options import option_values, props
 from katatest.kata.hypervisors import qemu_paths
 
-# The known Kata 3.0.0 vs upstream QEMU 7.2 findings (README "Findings") and host limits: name -> what it is.
+# The known Kata vs upstream QEMU 7.2 findings (README "Findings") and host limits: name -> what it is.
 KNOWN_GAPS = {
     "virtio-fs-dax": "virtio_fs_cache_size > 0 emits vhost-user-fs-pci cache-size, which upstream QEMU lacks",
     "bool-prefix": "machine_accelerators with boolean 'no' prefixes (nosmm), which QEMU 7.2 rejects",
@@ -31,7 +32,15 @@ KNOWN_GAPS = {
     "kvm-only": "an option with no TCG equivalent on a host without usable KVM",
     "iommu-platform-without-viommu": "iommu_platform=on on vhost-user-fs without a vIOMMU in the argv",
     "virtiofsd-setgroups": "QEMU 7.2's C virtiofsd calls setgroups(), which a non-root user may not",
+    "virtiofsd-rust-only": "Kata 3.30+'s Rust virtiofsd argv uses a flag the C virtiofsd has no equivalent for "
+                           "(virtio_fs_cache = \"metadata\")",
+    "sev-snp-guest": "SEV-SNP: QEMU 7.2 has no sev-snp-guest object (QEMU 9.1 added it)",
+    "maxmem-below-memory": "default_memory above the host's RAM (+ memory_offset): Kata's maxmem= is then below "
+                           "-m, which every QEMU refuses",
+    "arm64-pvpanic-isa": "arm64 guest_memory_dump_path emits -device pvpanic, an ISA device qemu-system-aarch64 "
+                         "lacks (it has pvpanic-pci)",
 }
+MISSING_OBJECT_GAPS = {"tdx-guest": "tdx-guest", "sev-snp-guest": "sev-snp-guest"}
 
 
 @dataclass(frozen=True)
@@ -51,7 +60,7 @@ class UnexpectedQemuGap(KatatestError):
     def __init__(self, findings: list[QemuLacks]) -> None:
         self.findings = findings
         super().__init__("QEMU lacks " + "; ".join(f"{f.what} ({f.evidence})" for f in findings)
-                         + ": no known Kata 3.0.0 vs QEMU finding (a generator or config error?)")
+                         + ": no known Kata vs QEMU finding (a generator or config error?)")
 
 
 def only_known(findings: list[QemuLacks]) -> list[QemuLacks]:
@@ -113,10 +122,36 @@ def _machine_bool_prefixes(machine: str) -> list[str]:
     return [item for item in machine.split(",")[1:] if "=" not in item and item.startswith("no")]
 
 
+def object_type(value: str) -> str:
+    """The type of an ``-object`` value: ``type,id=...`` or QEMU's JSON form ``{"qom-type": ...}`` (TDX, 3.30+)."""
+    if value.lstrip().startswith("{"):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return value
+        return str(parsed.get("qom-type", "")) if isinstance(parsed, dict) else value
+    return props(value).get("", "")
+
+
+def _mib(size: str) -> int | None:
+    return int(size[:-1]) if size.endswith("M") and size[:-1].isdigit() else None
+
+
+def memory_findings(argv: Sequence[str]) -> list[QemuLacks]:
+    """``-m N,maxmem=M`` with M < N: Kata clamps maxmem to the host's RAM but not the initial memory."""
+    out = []
+    for value in option_values(argv, "-m"):
+        initial, maximum = _mib(value.split(",")[0]), _mib(props(value).get("maxmem", ""))
+        if initial is not None and maximum is not None and maximum < initial:
+            out.append(QemuLacks("maxmem at least the initial memory", f"-m {value}: maxmem {maximum}M < {initial}M",
+                                 "maxmem-below-memory"))
+    return out
+
+
 def plan_findings(argv: Sequence[str], caps: QemuCaps | None = None) -> list[QemuLacks]:
     """What ``argv`` asks for that its QEMU binary lacks (no QEMU run needed beyond the cached help)."""
     caps = caps or qemu_caps(argv[0])
-    out: list[QemuLacks] = []
+    out: list[QemuLacks] = memory_findings(argv)
     for machine in option_values(argv, "-machine"):
         mtype = props(machine).get("")
         if mtype and mtype not in caps.machines:
@@ -129,14 +164,18 @@ def plan_findings(argv: Sequence[str], caps: QemuCaps | None = None) -> list[Qem
             out.append(QemuLacks(f"boolean 'no' prefixes in -machine ({', '.join(prefixes)})",
                                  caps.bool_prefix_error, "bool-prefix"))
     for obj in option_values(argv, "-object"):
-        otype = props(obj).get("")
+        otype = object_type(obj)
         if otype and otype not in caps.objects:
             out.append(QemuLacks(f"object type {otype}", f"not in `{caps.binary} -object help` ({caps.version})",
-                                 "tdx-guest" if otype == "tdx-guest" else ""))
+                                 MISSING_OBJECT_GAPS.get(otype, "")))
     devices = option_values(argv, "-device")
+    arm64 = any(props(m).get("") == "virt" or props(m).get("", "").startswith("virt-") for m in
+                option_values(argv, "-machine"))
     for dtype in dict.fromkeys(props(d).get("", "") for d in devices):
         if dtype and dtype not in caps.devices:
-            out.append(QemuLacks(f"device type {dtype}", f"not in `{caps.binary} -device help` ({caps.version})"))
+            known = "arm64-pvpanic-isa" if dtype == "pvpanic" and arm64 else ""
+            out.append(QemuLacks(f"device type {dtype}", f"not in `{caps.binary} -device help` ({caps.version})",
+                                 known))
     has_viommu = any(d.startswith(("intel-iommu", "virtio-iommu", "amd-iommu")) for d in devices)
     for dev in devices:
         if not dev.startswith("vhost-user-fs"):
@@ -160,6 +199,7 @@ _REFUSALS = (
      "with firmware loaded)", "arm64-nvdimm-no-firmware"),
     (re.compile(r"Expected '=' after parameter"), "boolean 'no' option prefixes", "bool-prefix"),
     (re.compile(r"requires KVM"), "KVM (for an option that has no TCG equivalent)", "kvm-only"),
+    (re.compile(r"invalid value of maxmem"), "maxmem at least the initial memory", "maxmem-below-memory"),
     (re.compile(r"Property '[^']*\.([\w-]+)' not found"), "device property", ""),
     (re.compile(r"invalid object type: (\S+)"), "object type", ""),
 )

@@ -17,3 +17,11 @@ class LaunchError(KatatestError):
 
 class PlanError(KatatestError):
     """An override cannot be applied to the generated argv."""
+
+
+class UntranslatableFlag(PlanError):
+    """A Rust virtiofsd flag with no equivalent in the C virtiofsd installed here."""
+
+    def __init__(self, flag: str, why: str) -> None:
+        self.flag = flag
+        super().__init__(f"virtiofsd {flag}: {why}")

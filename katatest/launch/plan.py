@@ -9,19 +9,25 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from katatest.generate.options import option_values, props, set_prop
 from katatest.launch.errors import PlanError
 from katatest.launch.fds import InheritedFd, check_unique
+from katatest.launch.virtiofsd import flavour, is_rust_argv, translation_overrides
 
 if TYPE_CHECKING:
     from katatest.launch.kvm import AccelVerdict
 
 VIRTIOFSD_LOCATIONS = ("/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd", "/usr/bin/virtiofsd")
 ROOTLESS_PREFIXES = ("/run/vc/", "/run/kata-containers/")
+QMP_SOCKET_NAME = "qmp.sock"  # Kata's qmpSocket, in the VM's store dir (where it binds the fd-passed listener)
+# Kata's default firmware files (by name) -> where Debian's packages install that firmware, first found wins
+DEBIAN_FIRMWARE = {
+    "AAVMF_CODE.fd": ("/usr/share/AAVMF/AAVMF_CODE.fd", "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"),
+}
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,16 @@ class LaunchPlan:
         return self.argv[0]
 
     @property
+    def foreground(self) -> bool:
+        """QEMU stays in the foreground (no ``-daemonize``, as Kata 3.30+ launches it): the supervised child."""
+        return "-daemonize" not in self.argv
+
+    @property
+    def qmp_fd(self) -> int | None:
+        """The fd number of the listening QMP socket QEMU expects (``-qmp unix:fd=N``), None for a path."""
+        return qmp_listener_fd(self.argv)
+
+    @property
     def vhost_vsock_fd(self) -> int | None:
         """The fd number at which QEMU expects an open /dev/vhost-vsock (Kata passes one)."""
         for value in option_values(self.argv, "-device"):
@@ -76,6 +92,10 @@ class LaunchPlan:
     def inherited_fds(self) -> list[InheritedFd]:
         """Every fd QEMU must find open at a fixed number: what the argv names plus ``extra_fds``."""
         entries = list(self.extra_fds)
+        qmp = self.qmp_fd
+        if qmp is not None:
+            entries.append(InheritedFd(qmp, "unix-listener", f"-qmp unix:fd={qmp}: the listening QMP socket, "
+                                       "created by the launcher as Kata does", path=self.paths.qmp_socket))
         vsock = self.vhost_vsock_fd
         if vsock is not None:
             entries.append(InheritedFd(vsock, "device", "vhost-vsock vhostfd", path="/dev/vhost-vsock"))
@@ -106,14 +126,16 @@ def _replace_value(argv: Sequence[str], flag: str, old: str, new: str, kind: str
 
 # --- override builders ------------------------------------------------------------------------------
 
-def binary_overrides(argv: Sequence[str], target: str = "qemu") -> list[Override]:
-    """Swap a binary path that does not exist here for the installed one."""
+def binary_overrides(argv: Sequence[str], target: str = "qemu",
+                     prefer: Callable[[str], bool] | None = None) -> list[Override]:
+    """Swap a binary path that does not exist here for the installed one (one that ``prefer``s first)."""
     path = argv[0]
     if os.access(path, os.X_OK):
         return []
     name = os.path.basename(path)
     candidates = [shutil.which(name)] + ([*VIRTIOFSD_LOCATIONS] if name == "virtiofsd" else [])
-    found = next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+    installed = [c for c in dict.fromkeys(candidates) if c and os.access(c, os.X_OK)]
+    found = next((c for c in installed if prefer and prefer(c)), installed[0] if installed else None)
     if not found:
         raise PlanError(f"{name}: not installed ({path} does not exist and {name} is not on PATH)")
     return [Override("binary", (path,), (found,), f"{path} does not exist on this host; {name} is at {found}",
@@ -150,6 +172,21 @@ def asset_overrides(argv: Sequence[str], assets: dict) -> list[Override]:
                 reason += f" (size= set to its real size {size}, as Kata does for an existing image)"
             if new != old:
                 out.append(Override("asset-image", (flag, old), (flag, new), reason))
+    return out
+
+
+def firmware_overrides(argv: Sequence[str], locations: dict[str, Sequence[str]] | None = None) -> list[Override]:
+    """A ``-bios`` file that does not exist here, named like a Kata default firmware, becomes Debian's file."""
+    table = DEBIAN_FIRMWARE if locations is None else locations
+    out = []
+    for old in option_values(argv, "-bios"):
+        if os.path.exists(old):
+            continue
+        found = next((c for c in table.get(os.path.basename(old), ()) if os.path.isfile(c)), None)
+        if found:
+            out.append(Override("firmware-path", ("-bios", old), ("-bios", found),
+                                f"{old} (Kata's default firmware path) does not exist on this host; Debian "
+                                f"installs that firmware as {found}"))
     return out
 
 
@@ -202,17 +239,45 @@ def relocation_overrides(argv: Sequence[str], runtime_dir: str, target: str) -> 
     return out
 
 
-def syslog_overrides(daemon_argv: Sequence[str], syslog_available: bool) -> list[Override]:
-    """Without /dev/log, virtiofsd ``--syslog`` dies: its seccomp filter SIGSYS-kills syslog()'s socket() retry."""
+def syslog_overrides(daemon_argv: Sequence[str], syslog_available: bool, rust: bool = False) -> list[Override]:
+    """Without /dev/log, virtiofsd ``--syslog`` dies: its seccomp filter SIGSYS-kills syslog()'s socket() retry.
+
+    ``rust``: the daemon is the Rust virtiofsd (its --syslog has no syslog socket to log to either)."""
     if syslog_available or "--syslog" not in daemon_argv:
         return []
+    why = ("the Rust virtiofsd would log to a socket that is not there" if rust else
+           "virtiofsd's seccomp sandbox kills it (SIGSYS) when syslog() retries socket()")
     return [Override("drop-syslog", ("--syslog",), (),
-                     "no syslog socket (/dev/log) on this host: virtiofsd's seccomp sandbox kills it (SIGSYS) "
-                     "when syslog() retries socket(); without --syslog it logs to stderr (virtiofsd.log)",
-                     "daemon")]
+                     f"no syslog socket (/dev/log) on this host: {why}; without --syslog it logs to stderr "
+                     "(virtiofsd.log)", "daemon")]
 
 
 # --- runtime paths ----------------------------------------------------------------------------------
+
+def socket_paths(argv: Sequence[str]) -> list[str]:
+    """Every unix socket path the argv names: -chardev socket path=, -qmp/-qmp-pretty/-monitor unix:."""
+    out = [props(v)["path"] for v in option_values(argv, "-chardev") if v.startswith("socket,") and "path" in props(v)]
+    for flag in ("-qmp", "-qmp-pretty", "-monitor"):
+        for value in option_values(argv, flag):
+            if value.startswith("unix:"):
+                rest = value[len("unix:"):]
+                path = props(rest).get("path") or (props(rest).get("") if "=" not in rest.split(",")[0] else None)
+                if path:
+                    out.append(path)
+    return out
+
+
+def qmp_listener_fd(argv: Sequence[str]) -> int | None:
+    """N of ``-qmp unix:fd=N,...`` (QEMU inherits a listening socket), None when the QMP socket is a path."""
+    for value in option_values(argv, "-qmp"):
+        if value.startswith("unix:"):
+            fd = props(value[len("unix:"):]).get("fd")
+            if fd is not None:
+                if not fd.isdigit():
+                    raise PlanError(f"-qmp {value}: fd={fd} is not a file descriptor number")
+                return int(fd)
+    return None
+
 
 def _chardev_path(argv: Sequence[str], chardev_id: str | None) -> str | None:
     for value in option_values(argv, "-chardev"):
@@ -227,18 +292,25 @@ def run_paths(argv: Sequence[str], daemon_argv: Sequence[str] | None) -> RunPath
     qmp = next((v for v in option_values(argv, "-qmp") if v.startswith("unix:")), None)
     if qmp is None:
         raise PlanError("the argv has no -qmp unix: socket")
-    qmp_socket = qmp[len("unix:"):].split(",")[0]
     devices = option_values(argv, "-device")
     console_id = next((props(v).get("chardev") for v in devices if v.startswith("virtconsole")), None)
     serial = next((v for v in option_values(argv, "-serial") if v.startswith("chardev:")), None)
     console = _chardev_path(argv, console_id or (serial[len("chardev:"):] if serial else None))
+    pidfile = next(iter(option_values(argv, "-pidfile")), None)
+    if qmp_listener_fd(argv) is None:
+        qmp_socket = qmp[len("unix:"):].split(",")[0]
+    else:  # Kata binds the listener at <VM store dir>/qmp.sock; the argv names that dir via pidfile/console
+        store = pidfile or console
+        if store is None:
+            raise PlanError(f"-qmp {qmp}: the argv names no VM dir (-pidfile, console socket) for the QMP socket")
+        qmp_socket = os.path.join(os.path.dirname(store), QMP_SOCKET_NAME)
     fs_id = next((props(v).get("chardev") for v in devices if v.startswith("vhost-user-fs")), None)
     shared = None
     if daemon_argv:
         shared = next((v[len("source="):] for v in option_values(daemon_argv, "-o") if v.startswith("source=")),
-                      None)
+                      None) or next((a[len("--shared-dir="):] for a in daemon_argv if a.startswith("--shared-dir=")),
+                                    None)
     shared = shared or next((props(v).get("path") for v in option_values(argv, "-fsdev")), None)
-    pidfile = next(iter(option_values(argv, "-pidfile")), None)
     return RunPaths(vm_dir=os.path.dirname(qmp_socket), qmp_socket=qmp_socket, console_socket=console,
                     pidfile=pidfile, vhost_fs_socket=_chardev_path(argv, fs_id), shared_dir=shared)
 
@@ -247,12 +319,16 @@ def run_paths(argv: Sequence[str], daemon_argv: Sequence[str] | None) -> RunPath
 
 def plan_launch(rendered_argv: Sequence[str], daemon_argv: Sequence[str] | None, *,
                 assets: dict | None, accel: AccelVerdict, vhost_vsock_available: bool,
-                extra: Sequence[Override] = (), syslog_available: bool | None = None) -> LaunchPlan:
-    """The launch plan for a generated argv on this host; every difference is a recorded Override."""
+                extra: Sequence[Override] = (), syslog_available: bool | None = None,
+                daemon_flavour: str | None = None) -> LaunchPlan:
+    """The launch plan for a generated argv on this host; every difference is a recorded Override.
+
+    ``daemon_flavour`` ("rust" or "c"): which virtiofsd the daemon binary is (None: ask the binary)."""
     argv = list(rendered_argv)
     overrides: list[Override] = []
     for build in (lambda a: binary_overrides(a), lambda a: asset_overrides(a, assets or {}),
-                  lambda a: accel_overrides(a, accel), lambda a: vsock_overrides(a, vhost_vsock_available)):
+                  firmware_overrides, lambda a: accel_overrides(a, accel),
+                  lambda a: vsock_overrides(a, vhost_vsock_available)):
         new = build(argv)
         argv = apply_all(argv, new)
         overrides += new
@@ -260,7 +336,11 @@ def plan_launch(rendered_argv: Sequence[str], daemon_argv: Sequence[str] | None,
     if daemon:
         if syslog_available is None:
             syslog_available = os.path.exists("/dev/log")
-        for new in (binary_overrides(daemon, target="daemon"), syslog_overrides(daemon, syslog_available)):
+        prefer_rust = (lambda b: flavour(b) == "rust") if is_rust_argv(daemon) else None
+        for build in (lambda a: binary_overrides(a, target="daemon", prefer=prefer_rust),
+                      lambda a: translation_overrides(a, daemon_flavour or flavour(a[0])) if is_rust_argv(a) else [],
+                      lambda a: syslog_overrides(a, syslog_available, rust=is_rust_argv(a))):
+            new = build(daemon)
             daemon = apply_all(daemon, new)
             overrides += new
     argv, daemon = _apply_targeted(argv, daemon, extra)

@@ -3,6 +3,9 @@
 Run as ``python -m katatest.launch.supervisor SPEC.json``, normally as PID 1 of a fresh PID namespace
 (``unshare --pid --fork --kill-child``): the daemonized QEMU reparents to it, and when it exits the kernel
 kills everything left in the namespace. Without a namespace it makes itself a child subreaper instead.
+Two QEMU modes: ``-daemonize`` (Kata 3.0.0; ready when the parent exits 0 and the pidfile names the daemon) and
+foreground (Kata 3.30+, ``spec['foreground']``; QEMU is our child, ready when its QMP socket answers a command;
+it also gets SIGKILL should the supervisor itself die).
 The owner holds the write end of a "lifeline" pipe; EOF on it (owner exited or was SIGKILLed) means kill
 everything and exit. Status goes to stdout as JSON lines: ``started`` (host pids) or ``failed``.
 """
@@ -14,12 +17,13 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 from katatest.launch import fds
-from katatest.launch.proc import become_subreaper, host_pid, kill
+from katatest.launch.proc import become_subreaper, die_with_parent, host_pid, kill
 
 
 def _emit(**event: object) -> None:
@@ -50,6 +54,76 @@ def start_qemu(spec: dict) -> int:
             return proc.wait(timeout=spec.get("start_timeout", 60))
     finally:
         fds.close_all(opened)
+
+
+def start_qemu_foreground(spec: dict) -> subprocess.Popen:
+    """Start QEMU as our own child (no ``-daemonize``), the inherited fds placed, dying with us."""
+    opened = fds.open_all(spec.get("inherit", []))
+    place = fds.placer(opened)
+
+    def prepare() -> None:
+        if place:
+            place()
+        die_with_parent()
+    try:
+        with open(spec["qemu_stderr"], "wb") as err:
+            return subprocess.Popen(spec["qemu_argv"], stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                    close_fds=False, preexec_fn=prepare)
+    finally:
+        fds.close_all(opened)
+
+
+def wait_qmp_ready(proc: subprocess.Popen, path: str, timeout: float) -> str:
+    """Wait until QEMU answers a command on its QMP socket ``path`` ('' then), or say why not.
+
+    The greeting alone proves little: QEMU's monitor thread sends it before the machine is built (a missing
+    -bios still makes QEMU exit after it). A command's reply comes from the main loop, i.e. once QEMU runs,
+    which is what a ``-daemonize`` parent's exit means. One connection, closed at the end, so the owner's QMP
+    client is the next one QEMU accepts."""
+    deadline = time.monotonic() + timeout
+    sock: socket.socket | None = None
+    received = b""
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                return f"QEMU exited ({proc.returncode}) before its QMP socket answered"
+            try:
+                if sock is None:
+                    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    sock.settimeout(0.2)
+                    sock.connect(path)
+                data = sock.recv(4096)
+            except (TimeoutError, BlockingIOError):
+                continue
+            except OSError:
+                if sock is not None:
+                    sock.close()
+                    sock = None
+                time.sleep(0.05)
+                continue
+            if not data:  # QEMU closed it: it is exiting (the next poll says so) or refused us
+                time.sleep(0.05)
+                continue
+            greeted = b'"QMP"' in received
+            received += data
+            if not greeted and b'"QMP"' in received:
+                sock.sendall(b'{"execute": "qmp_capabilities"}\n')
+            elif greeted and b'"return"' in received.split(b'"QMP"', 1)[1]:
+                return ""
+        return f"QMP socket {path} did not answer within {timeout:.0f}s"
+    finally:
+        if sock is not None:
+            sock.close()
+
+
+def _start_foreground(spec: dict) -> tuple[int, int | None, str]:
+    """(rc, QEMU pid, why not ready) for a foreground QEMU: rc 0 once QMP answered, else QEMU's status."""
+    proc = start_qemu_foreground(spec)
+    why = wait_qmp_ready(proc, spec["qmp_socket"], spec.get("start_timeout", 60))
+    if not why:
+        return 0, proc.pid, ""
+    rc = proc.poll()
+    return (rc if rc else 1), (proc.pid if rc is None else None), why
 
 
 def _read_pid(path: str | None, timeout: float = 5.0) -> int | None:
@@ -134,19 +208,24 @@ def supervise(spec: dict, lifeline: int) -> int:
             _emit(event="failed", stage="virtiofsd", error=str(exc))
             return 1
     try:
-        rc = start_qemu(spec)
+        if spec.get("foreground"):
+            rc, qemu, why = _start_foreground(spec)
+        else:
+            rc = start_qemu(spec)
+            qemu, why = (_read_pid(spec.get("pidfile")) if rc == 0 else None), ""
     except (OSError, subprocess.TimeoutExpired) as exc:
         _emit(event="failed", stage="qemu", error=str(exc))
         _terminate([daemon.pid] if daemon else [], 1.0)
         return 1
-    qemu = _read_pid(spec.get("pidfile")) if rc == 0 else None
-    if rc != 0 and daemon is not None and daemon.poll() is not None:
+    if rc != 0 and daemon is not None and daemon.poll() not in (None, 0):  # 0: QEMU connected, then left
         _emit(event="failed", stage="virtiofsd", rc=rc, error=f"virtiofsd exited ({daemon.returncode}) before "
               f"QEMU could connect: {_last_line(spec['daemon_log'])}")
+        _terminate([qemu] if qemu else [], 1.0)
         return 1
     if rc != 0 or qemu is None:
-        _emit(event="failed", stage="qemu", rc=rc, error="QEMU exited" if rc else "QEMU wrote no pidfile")
-        _terminate([daemon.pid] if daemon else [], 1.0)
+        _emit(event="failed", stage="qemu", rc=rc,
+              error=why or ("QEMU exited" if rc else "QEMU wrote no pidfile"))
+        _terminate(([qemu] if qemu else []) + ([daemon.pid] if daemon else []), 1.0)
         return 1
     _emit(event="started", qemu_pid=_host(qemu), virtiofsd_pid=_host(daemon.pid if daemon else None),
           supervisor_pid=int(os.readlink("/proc/self")))

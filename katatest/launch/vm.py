@@ -27,7 +27,7 @@ from pathlib import Path
 
 from katatest.launch.capabilities import refusal_findings
 from katatest.launch.errors import LaunchError
-from katatest.launch.plan import LaunchPlan, relocate
+from katatest.launch.plan import LaunchPlan, relocate, socket_paths
 from katatest.launch.proc import alive, owner_token
 from katatest.launch.qmp import Qmp
 
@@ -189,7 +189,7 @@ class VirtualMachine:
         if not self.plan.paths.vm_dir.startswith(self.runtime_dir.rstrip("/") + "/"):
             self.plan = relocate(self.plan, self.runtime_dir)
         paths = self.plan.paths
-        for sock in (paths.qmp_socket, paths.console_socket, paths.vhost_fs_socket):
+        for sock in (paths.qmp_socket, paths.console_socket, paths.vhost_fs_socket, *socket_paths(self.plan.argv)):
             if sock and len(sock.encode()) > SOCKET_PATH_MAX:
                 raise LaunchError(f"socket path longer than {SOCKET_PATH_MAX} bytes: {sock}")
         _makedirs(paths.vm_dir, VM_DIR_MODE)
@@ -215,7 +215,8 @@ class VirtualMachine:
             "vhost_fs_socket": self.plan.paths.vhost_fs_socket, "pidfile": self.plan.paths.pidfile,
             "inherit": [e.to_json() for e in inherited], "qemu_stderr": str(self.qemu_stderr_path),
             "daemon_log": str(self.virtiofsd_log_path), "lifeline_fd": read_end,
-            "start_timeout": self.start_timeout,
+            "start_timeout": self.start_timeout, "foreground": self.plan.foreground,
+            "qmp_socket": self.plan.paths.qmp_socket,
         }
         spec_path = self.artifacts_dir / "supervisor.json"
         spec_path.write_text(json.dumps(spec, indent=2))
