@@ -112,6 +112,7 @@ class HypervisorConfig:
     rootless: bool = False
     disable_seccomp: bool = False
     disable_selinux: bool = False
+    disable_guest_selinux: bool = False  # selinux=0/1 on the kernel command line (release.qemu.guest_selinux_param)
     legacy_serial: bool = False
 
 
@@ -126,6 +127,8 @@ class KataAgentConfig:
     debug: bool = False
     trace: bool = False
     enable_debug_console: bool = False
+    cdh_api_timeout: int = 0  # uint32, seconds (release.config.agent_timeout_params)
+    launch_process_timeout: int = 0  # uint32, seconds (idem)
 
 
 @dataclass

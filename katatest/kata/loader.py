@@ -37,6 +37,7 @@ from katatest.kata.hypervisor_config import (
     RuntimeConfig,
 )
 from katatest.kata.hypervisors import UNDRIVEN_SECTIONS, by_section
+from katatest.kata.releases import Release, load_release
 from katatest.kata.sandbox import prepare_sandbox
 from katatest.kata.toml_schema import (
     AGENT_KEYS,
@@ -72,6 +73,7 @@ class _Loading:
 
     facts: HostFacts
     source: str
+    release: Release
     sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def fail(self, key: str, problem: str) -> ConfigError:
@@ -162,6 +164,7 @@ def _common(h: _Table, ld: _Loading) -> HypervisorConfig:
         guest_hook_path=h["guest_hook_path"] or d.DEFAULT_GUEST_HOOK_PATH,
         enable_annotations=list(h["enable_annotations"]),
         disable_selinux=h["disable_selinux"],
+        disable_guest_selinux=h["disable_guest_selinux"],
     )
     for name, key in (
         ("hypervisor_path", "path"),
@@ -180,6 +183,7 @@ def _common(h: _Table, ld: _Loading) -> HypervisorConfig:
         ("guest_hook_path", "guest_hook_path"),
         ("enable_annotations", "enable_annotations"),
         ("disable_selinux", "disable_selinux"),
+        ("disable_guest_selinux", "disable_guest_selinux"),
         ("memory_size", "default_memory"),
     ):
         ld.note(f"hypervisor.{name}", h.key(key))
@@ -418,6 +422,9 @@ def _agent(tables: list[_Table], ld: _Loading) -> KataAgentConfig:
             debug=a["enable_debug"],
             trace=a["enable_tracing"],
             enable_debug_console=a["debug_console_enabled"],
+            cdh_api_timeout=a["cdh_api_timeout"] if ld.release.config.agent_timeout_params else 0,
+            launch_process_timeout=(a["launch_process_timeout"] if ld.release.config.agent_timeout_params
+                                    else 0),
         )
         for name, key in (
             ("kernel_modules", "kernel_modules"),
@@ -425,6 +432,8 @@ def _agent(tables: list[_Table], ld: _Loading) -> KataAgentConfig:
             ("debug", "enable_debug"),
             ("trace", "enable_tracing"),
             ("enable_debug_console", "debug_console_enabled"),
+            ("cdh_api_timeout", "cdh_api_timeout"),
+            ("launch_process_timeout", "launch_process_timeout"),
         ):
             ld.sources[f"agent.{name}"] = (a.key(key),)
     return agent
@@ -442,6 +451,10 @@ def agent_kernel_params(agent: KataAgentConfig) -> list[Param]:
     if agent.enable_debug_console:
         params.append(Param(d.AGENT_DEBUG_CONSOLE, ""))
         params.append(Param(d.AGENT_DEBUG_CONSOLE_VPORT, d.AGENT_DEBUG_CONSOLE_VPORT_VALUE))
+    if agent.cdh_api_timeout > 0:  # 0 unless release.config.agent_timeout_params
+        params.append(Param("agent.cdh_api_timeout", str(agent.cdh_api_timeout)))
+    if agent.launch_process_timeout > 0:
+        params.append(Param("agent.launch_process_timeout", str(agent.launch_process_timeout)))
     return params
 
 
@@ -473,6 +486,8 @@ def _set_kernel_params(
         "agent.enable_debug",
         "agent.enable_tracing",
         "agent.debug_console_enabled",
+        *(("agent.cdh_api_timeout", "agent.launch_process_timeout", "release.config.agent_timeout_params")
+          if agent.cdh_api_timeout or agent.launch_process_timeout else ()),
     )
 
 
@@ -550,9 +565,11 @@ def _factory(f: _Table) -> FactoryConfig:
     )
 
 
-def load_configuration(doc: dict[str, Any], facts: HostFacts, source: str = "") -> KataConfig:
-    """Stage 1, ``katautils.LoadConfiguration``: the RuntimeConfig right after loading and ``checkConfig``."""
-    ld = _Loading(facts, source)
+def load_configuration(doc: dict[str, Any], facts: HostFacts, source: str = "",
+                       release: Release | None = None) -> KataConfig:
+    """Stage 1, ``katautils.LoadConfiguration``: the RuntimeConfig right after loading and ``checkConfig``, as
+    Kata ``release`` (default 3.0.0) loads it."""
+    ld = _Loading(facts, source, release or load_release())
     if not isinstance(doc, dict):
         raise ld.fail("", "the configuration must be a TOML table")
     hv_tables = _named_tables(doc, "hypervisor", HYPERVISOR_KEYS, source)
@@ -578,10 +595,11 @@ def load_configuration(doc: dict[str, Any], facts: HostFacts, source: str = "") 
     return KataConfig(hv_type, hv, agent, runtime, factory, ld.sources)
 
 
-def load_kata_config(doc: dict[str, Any], facts: HostFacts, source: str = "") -> KataConfig:
+def load_kata_config(doc: dict[str, Any], facts: HostFacts, source: str = "",
+                     release: Release | None = None) -> KataConfig:
     """The configuration exactly as the hypervisor's ``CreateVM`` receives it, or the ConfigError Kata raises
     up to and including ``CreateVM``'s own checks (launch-time failures are left to the generators)."""
-    cfg = load_configuration(doc, facts, source)
+    cfg = load_configuration(doc, facts, source, release)
     prepare_sandbox(cfg, facts, source)
     check_create_vm(cfg, facts, source)
     return cfg

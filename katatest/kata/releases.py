@@ -5,6 +5,7 @@ read from there by name (``release.qemu.daemonize``), never from version compari
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,17 +17,37 @@ from katatest.kata.tomlconf import load_toml
 
 DEFAULT_RELEASE = "3.0.0"
 RELEASES_DIR = Path(__file__).resolve().parent.parent / "data" / "releases"
-QMP_TRANSPORTS = ("socket",)  # the ways of passing QMP the QEMU generator implements
+QMP_TRANSPORTS = ("socket", "fd")  # the ways of passing QMP the QEMU generator implements
+VIRTIOFSD_ARGV = ("c", "rust")  # virtiofsd command-line dialects (katatest.generate.daemon)
+NYDUSD_ARGV = ("plain", "virtiofs")  # nydusd: no subcommand, or the ``virtiofs`` subcommand first
 
 
 @dataclass(frozen=True)
 class QemuBehaviour:
-    """How a release launches QEMU (the ``[qemu]`` table of its file)."""
+    """How a release launches QEMU (the ``[qemu]`` table of its file). Every field must be in every file;
+    the defaults (3.0.0's behaviour) only serve tests building a behaviour by hand."""
 
     daemonize: bool  # -daemonize among govmm's fixed flags
     qmp: str  # one of QMP_TRANSPORTS
     kernel_irqchip: bool  # kernel_irqchip=on in the amd64 -machine options
     debug_log: bool  # -D <vm dir>/qemu.log with enable_debug
+    vsock_fd: int = 3  # the vhostfd number of the cold-plugged vhost-vsock (after QMP's fd when it is passed)
+    debug_threads: bool = False  # -name NAME,debug-threads=on with enable_debug
+    vhost_user_fs_queue_size: int = 0  # queue-size= on vhost-user-fs (0: none)
+    pcie_root_bus_pin: bool = False  # bus=pcie.0 on vsock and vhost-user-fs when the machine has pcie.0
+    virtiofsd_argv: str = "c"  # one of VIRTIOFSD_ARGV
+    nydusd_argv: str = "plain"  # one of NYDUSD_ARGV
+    guest_selinux_param: bool = False  # selinux=0|1 (from disable_guest_selinux) after nr_cpus= on the cmdline
+
+
+@dataclass(frozen=True)
+class ConfigBehaviour:
+    """How a release loads the configuration (the ``[config]`` table of its file)."""
+
+    agent_timeout_params: bool = False  # [agent.kata] cdh_api_timeout / launch_process_timeout -> agent.* params
+
+
+CHOICES = {"qmp": QMP_TRANSPORTS, "virtiofsd_argv": VIRTIOFSD_ARGV, "nydusd_argv": NYDUSD_ARGV}
 
 
 @dataclass(frozen=True)
@@ -36,6 +57,7 @@ class Release:
     version: str
     hypervisors: tuple[str, ...]
     qemu: QemuBehaviour
+    config: ConfigBehaviour = ConfigBehaviour()
 
 
 def known_releases() -> list[str]:
@@ -51,7 +73,7 @@ def _field(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
 
 
 def _parse(doc: dict[str, Any], where: str) -> Release:
-    unknown = sorted(set(doc) - {"version", "hypervisors", "qemu"})
+    unknown = sorted(set(doc) - {"version", "hypervisors", "qemu", "config"})
     if unknown:
         raise KatatestError(f"{where}: unknown keys {', '.join(unknown)}")
     hypervisors = _field(doc, "hypervisors", list, where)
@@ -59,16 +81,26 @@ def _parse(doc: dict[str, Any], where: str) -> Release:
     if bad:
         raise KatatestError(f"{where}: hypervisors: unknown {bad} (known: {', '.join(NAMES)})")
     qemu = _field(doc, "qemu", dict, where)
-    extra = sorted(set(qemu) - {"daemonize", "qmp", "kernel_irqchip", "debug_log"})
+    behaviour = _parse_behaviour(QemuBehaviour, qemu, f"{where}: qemu")
+    config = _parse_behaviour(ConfigBehaviour, _field(doc, "config", dict, where), f"{where}: config")
+    return Release(_field(doc, "version", str, where), tuple(hypervisors), behaviour, config)
+
+
+def _parse_behaviour(kind: type, table: dict[str, Any], where: str) -> Any:
+    """A behaviour dataclass from its table: every field present, of its type, and a known choice."""
+    names = [f.name for f in dataclasses.fields(kind)]
+    extra = sorted(set(table) - set(names))
     if extra:
-        raise KatatestError(f"{where}: qemu: unknown keys {', '.join(extra)}")
-    qmp = _field(qemu, "qmp", str, f"{where}: qemu")
-    if qmp not in QMP_TRANSPORTS:
-        raise KatatestError(f"{where}: qemu.qmp: {qmp!r} is not implemented (known: {', '.join(QMP_TRANSPORTS)})")
-    behaviour = QemuBehaviour(daemonize=_field(qemu, "daemonize", bool, f"{where}: qemu"), qmp=qmp,
-                              kernel_irqchip=_field(qemu, "kernel_irqchip", bool, f"{where}: qemu"),
-                              debug_log=_field(qemu, "debug_log", bool, f"{where}: qemu"))
-    return Release(_field(doc, "version", str, where), tuple(hypervisors), behaviour)
+        raise KatatestError(f"{where}: unknown keys {', '.join(extra)}")
+    values = {}
+    for f in dataclasses.fields(kind):
+        expected = {"bool": bool, "int": int, "str": str}[str(f.type)]
+        values[f.name] = _field(table, f.name, expected, where)
+        choices = CHOICES.get(f.name)
+        if choices and values[f.name] not in choices:
+            raise KatatestError(f"{where}.{f.name}: {values[f.name]!r} is not implemented "
+                                f"(known: {', '.join(choices)})")
+    return kind(**values)
 
 
 @functools.cache

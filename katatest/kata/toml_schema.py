@@ -87,6 +87,7 @@ HYPERVISOR_KEYS: dict[str, str] = {
     "rootless": "bool",
     "disable_seccomp": "bool",
     "disable_selinux": "bool",
+    "disable_guest_selinux": "bool",  # since 3.x (read by release.qemu.guest_selinux_param)
     "use_legacy_serial": "bool",
 }
 
@@ -96,6 +97,8 @@ AGENT_KEYS: dict[str, str] = {
     "enable_tracing": "bool",
     "debug_console_enabled": "bool",
     "dial_timeout": "uint32",
+    "cdh_api_timeout": "uint32",  # since 3.x (read by release.config.agent_timeout_params)
+    "launch_process_timeout": "uint32",  # since 3.x (idem)
 }
 
 RUNTIME_KEYS: dict[str, str] = {

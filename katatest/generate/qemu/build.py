@@ -18,6 +18,7 @@ from katatest.generate.qemu.arch import (
     protection_devices,
 )
 from katatest.generate.qemu.model import SMP, Kernel, Knobs, QemuConfig
+from katatest.generate.qemu.transport import PCI
 from katatest.host.facts import HostFacts
 from katatest.kata.hypervisor_config import KataConfig, Param
 from katatest.kata.hypervisors import hypervisor
@@ -63,13 +64,13 @@ def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None
 
     kernel = Kernel(path=hv.kernel_path, initrd=hv.initrd_path, params="",
                     path_sources=src("kernel_path"), initrd_sources=src("initrd_path"))
-    kernel.params, kernel.params_sources = _kernel_command_line(q, cfg, facts, src)
+    kernel.params, kernel.params_sources = _kernel_command_line(q, cfg, facts, src, release)
 
     protection, bios = protection_devices(q, hv, facts, src)
     devices += protection
     devices.append(dev.RngDevice(filename=hv.entropy_source, sources=src("entropy_source")))
     devices += _pcie_root_ports(q, hv.pcie_root_port, src("pcie_root_port"))
-    devices += _cold_plugged(q, cfg, facts, paths, nested_run, nested_src, src, new_id)
+    devices += _cold_plugged(q, cfg, facts, paths, nested_run, nested_src, src, new_id, release)
 
     vm_src = ("host.sandbox_id", "host.rootless", "host.xdg_runtime_dir")
     qemu_path = hv.hypervisor_path or q.qemu_path
@@ -97,6 +98,7 @@ def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None
         dimm_supported=q.machine.type != "microvm",
         daemonize=release.qemu.daemonize,
         qmp_transport=release.qemu.qmp,
+        debug_threads=hv.debug and release.qemu.debug_threads,
     )
     config.machine.options = _with_accelerators(config.machine.options, hv.machine_accelerators)
     if hv.machine_accelerators:
@@ -112,6 +114,7 @@ def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None
         "incoming": ("factory.enable_template",),
         "log_file": src("debug") + vm_src,
         "seccomp": src("seccomp_sandbox"),
+        "debug_threads": src("debug") + ("release.qemu.debug_threads",),
     }
     return config
 
@@ -192,19 +195,29 @@ def _pcie_root_ports(q: QemuArch, count: int, sources: Sources) -> list[dev.Devi
 
 
 def _cold_plugged(q: QemuArch, cfg: KataConfig, facts: HostFacts, paths: SandboxPaths, nested_run: bool,
-                  nested_src: Sources, src, new_id) -> list[dev.Device]:
+                  nested_src: Sources, src, new_id, release: Release) -> list[dev.Device]:
     """The devices the agent adds before boot: the vhost-vsock, then the shared-fs volume."""
     hv = cfg.hypervisor
+    behaviour = release.qemu
     devices: list[dev.Device] = []
+    # release.qemu.pcie_root_bus_pin: bus=pcie.0 on virtio-pci leaf devices of a machine with a pcie.0 root.
+    pin = behaviour.pcie_root_bus_pin and q.transport == PCI and q.machine.type.startswith(("q35", "virt"))
+    pin_src = ("release.qemu.pcie_root_bus_pin", "hypervisor.qemu.machine_type") if pin else ()
     if facts.vsock:
+        fd_src = ("release.qemu.vsock_fd",) if behaviour.qmp == "fd" else ()
         devices.append(dev.VhostVsock(context_id=facts.vsock_cid, disable_modern=nested_run,
-                                      sources=("host.vsock_cid",) + nested_src))
+                                      vhost_fd=behaviour.vsock_fd, bus="pcie.0" if pin else "",
+                                      sources=("host.vsock_cid",) + nested_src + fd_src + pin_src))
     if facts.sharedfs:
         if hv.shared_fs in VIRTIO_FS_TYPES:
             devices.append(dev.VhostUserFS(chardev_id=f"char-{new_id()}"[:31],
                                            socket_path=paths.socket("vhost-fs.sock"), tag=SHARED_MOUNT_TAG,
                                            cache_size_mib=hv.virtio_fs_cache_size,
-                                           sources=src("shared_fs") + src("virtio_fs_cache_size")))
+                                           queue_size=behaviour.vhost_user_fs_queue_size,
+                                           bus="pcie.0" if pin else "",
+                                           sources=src("shared_fs") + src("virtio_fs_cache_size") + pin_src
+                                           + (("release.qemu.vhost_user_fs_queue_size",)
+                                              if behaviour.vhost_user_fs_queue_size else ())))
         else:
             devices.append(dev.Virtio9P(id=f"extra-9p-{SHARED_MOUNT_TAG}"[:31], path=paths.shared_dir,
                                         mount_tag=SHARED_MOUNT_TAG, disable_modern=nested_run,
@@ -213,13 +226,17 @@ def _cold_plugged(q: QemuArch, cfg: KataConfig, facts: HostFacts, paths: Sandbox
     return devices
 
 
-def _kernel_command_line(q: QemuArch, cfg: KataConfig, facts: HostFacts, src) -> tuple[str, Sources]:
+def _kernel_command_line(q: QemuArch, cfg: KataConfig, facts: HostFacts, src,
+                         release: Release) -> tuple[str, Sources]:
     """qemu.kernelParameters(): arch params, debug or not, panic, nr_cpus, then the config's params."""
     hv = cfg.hypervisor
     items = list(q.kernel_params.items)
     items += (q.debug if hv.debug else q.non_debug).items
     items.append((Param("panic", "1"), ("kata.fixed",)))
     items.append((Param("nr_cpus", str(hv.default_max_vcpus)), src("default_max_vcpus")))
+    if release.qemu.guest_selinux_param:
+        items.append((Param("selinux", "0" if hv.disable_guest_selinux else "1"),
+                      src("disable_guest_selinux") + ("release.qemu.guest_selinux_param",)))
     items += [(p, src("kernel_params")) for p in hv.kernel_params]
     if facts.fips:
         items.append((Param("fips", "1"), ("host.fips",)))

@@ -225,6 +225,7 @@ class VhostVsock(Device):
     context_id: int = 3
     vhost_fd: int = 3
     disable_modern: bool = False
+    bus: str = ""
 
     def valid(self) -> bool:
         return 3 <= self.context_id <= 2**32 - 1
@@ -233,6 +234,8 @@ class VhostVsock(Device):
         opts = [("vhost-vsock-pci" if transport == PCI else "vhost-vsock-device"),
                 *disable_modern(transport, self.disable_modern), f"vhostfd={self.vhost_fd}",
                 f"id=vsock-{self.context_id}", f"guest-cid={self.context_id}"]
+        if self.bus:
+            opts.append(f"bus={self.bus}")
         return ["-device", ",".join(opts)]
 
 
@@ -242,6 +245,8 @@ class VhostUserFS(Device):
     socket_path: str = ""
     tag: str = ""
     cache_size_mib: int = 0
+    queue_size: int = 0
+    bus: str = ""
 
     def valid(self) -> bool:
         return bool(self.socket_path and self.chardev_id and self.tag)
@@ -249,8 +254,12 @@ class VhostUserFS(Device):
     def params(self, transport: str) -> list[str]:
         dev = [("vhost-user-fs-pci" if transport == PCI else "vhost-user-fs-device"),
                f"chardev={self.chardev_id}", f"tag={self.tag}"]
+        if self.queue_size:  # release.qemu.vhost_user_fs_queue_size, before cache-size
+            dev.append(f"queue-size={self.queue_size}")
         if self.cache_size_mib:
             dev.append(f"cache-size={self.cache_size_mib}M")
+        if self.bus:
+            dev.append(f"bus={self.bus}")
         return ["-chardev", f"socket,id={self.chardev_id},path={self.socket_path}", "-device", ",".join(dev)]
 
 
