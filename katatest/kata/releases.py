@@ -37,6 +37,7 @@ class QemuBehaviour:
     pcie_root_bus_pin: bool = False  # bus=pcie.0 on vsock and vhost-user-fs when the machine has pcie.0
     virtiofsd_argv: str = "c"  # one of VIRTIOFSD_ARGV
     nydusd_argv: str = "plain"  # one of NYDUSD_ARGV
+    arm64_memory_offset: bool = False  # arm64 maxmem= gains memory_offset + 1024 MiB, as amd64's always does
     guest_selinux_param: bool = False  # selinux=0|1 (from disable_guest_selinux) after nr_cpus= on the cmdline
 
 

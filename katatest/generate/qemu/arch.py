@@ -51,12 +51,15 @@ class QemuArch:
     protection: str = "none"
     sgx_epc_size: int = 0
     transport: str = PCI
+    memory_offset: bool = True  # maxmem= gains memory_offset + 1024 MiB (genericMemoryTopology)
+    memory_offset_sources: Sources = ()
 
     def bridge_bus(self) -> str | None:
         return {"q35": "pcie.0", "virt": "pcie.0"}.get(self.machine.type)
 
     def memory_topology(self, hv: HypervisorConfig, sources: Sources) -> Memory:
-        extra = hv.mem_offset + 1024 if self.name == "amd64" else 0
+        extra = hv.mem_offset + 1024 if self.memory_offset else 0
+        sources += self.memory_offset_sources
         max_mem = (hv.default_max_memory_size + extra) % 2**64  # uint64 arithmetic, as in Go
         return Memory(size=f"{hv.memory_size}M", slots=hv.mem_slots & 0xFF, max_mem=f"{max_mem}M",
                       sources=sources)
@@ -97,7 +100,10 @@ def new_arch(arch: str, hv: HypervisorConfig, guest_protection: str, src, behavi
         params.extend(ARM64_KERNEL_PARAMS, ("kata.arm64_kernel_params",))
         q = QemuArch("arm64", qemu_paths()["arm64"],
                      Machine("virt", "usb=off,accel=kvm,gic-version=host", msrc), params,
-                     KernelParamList(), KernelParamList(), hv.disable_image_nvdimm, nvdimm_readonly=False)
+                     KernelParamList(), KernelParamList(), hv.disable_image_nvdimm, nvdimm_readonly=False,
+                     memory_offset=behaviour.arm64_memory_offset,
+                     memory_offset_sources=("release.qemu.arm64_memory_offset",) if behaviour.arm64_memory_offset
+                     else ())
     q.non_debug.extend([Param("quiet")], src("debug"))
     q.debug.extend([Param("debug")], src("debug"))
     _handle_image_path(q, hv, src)
