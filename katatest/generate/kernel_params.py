@@ -7,6 +7,8 @@ from katatest.kata.hypervisor_config import Param
 # The rootfs parameters of virtcontainers (``kernelRootParams``): a DAX image on an nvdimm, or a virtio-blk disk.
 NVDIMM_DAX_ROOT = (Param("root", "/dev/pmem0p1"), Param("rootflags", "dax,data=ordered,errors=remount-ro ro"),
                    Param("rootfstype", "ext4"))
+NVDIMM_ROOT = (Param("root", "/dev/pmem0p1"), Param("rootflags", "data=ordered,errors=remount-ro ro"),
+               Param("rootfstype", "ext4"))  # an nvdimm root without DAX (arm64 since 3.x)
 VIRTIO_BLK_ROOT = (Param("root", "/dev/vda1"), Param("rootflags", "data=ordered,errors=remount-ro ro"),
                    Param("rootfstype", "ext4"))
 

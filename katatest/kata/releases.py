@@ -38,6 +38,9 @@ class QemuBehaviour:
     virtiofsd_argv: str = "c"  # one of VIRTIOFSD_ARGV
     nydusd_argv: str = "plain"  # one of NYDUSD_ARGV
     arm64_memory_offset: bool = False  # arm64 maxmem= gains memory_offset + 1024 MiB, as amd64's always does
+    arm64_nvdimm_readonly: bool = False  # arm64's image nvdimm: readonly=on object, unarmed=on device
+    arm64_dax: bool = True  # arm64's nvdimm root mounts with rootflags=dax
+    virtio_blk_scsi_off: bool = True  # virtio-blk devices carry scsi=off
     guest_selinux_param: bool = False  # selinux=0|1 (from disable_guest_selinux) after nr_cpus= on the cmdline
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from katatest.generate.kernel_params import NVDIMM_DAX_ROOT, VIRTIO_BLK_ROOT
+from katatest.generate.kernel_params import NVDIMM_DAX_ROOT, NVDIMM_ROOT, VIRTIO_BLK_ROOT
 from katatest.generate.qemu import devices as dev
 from katatest.generate.qemu.model import Machine, Memory
 from katatest.generate.qemu.transport import MMIO, PCI
@@ -51,6 +51,9 @@ class QemuArch:
     protection: str = "none"
     sgx_epc_size: int = 0
     transport: str = PCI
+    blk_scsi_off: bool = True  # release.qemu.virtio_blk_scsi_off
+    dax: bool = True  # rootflags=dax on an nvdimm root
+    dax_sources: Sources = ()
     memory_offset: bool = True  # maxmem= gains memory_offset + 1024 MiB (genericMemoryTopology)
     memory_offset_sources: Sources = ()
 
@@ -100,10 +103,13 @@ def new_arch(arch: str, hv: HypervisorConfig, guest_protection: str, src, behavi
         params.extend(ARM64_KERNEL_PARAMS, ("kata.arm64_kernel_params",))
         q = QemuArch("arm64", qemu_paths()["arm64"],
                      Machine("virt", "usb=off,accel=kvm,gic-version=host", msrc), params,
-                     KernelParamList(), KernelParamList(), hv.disable_image_nvdimm, nvdimm_readonly=False,
+                     KernelParamList(), KernelParamList(), hv.disable_image_nvdimm,
+                     nvdimm_readonly=behaviour.arm64_nvdimm_readonly, dax=behaviour.arm64_dax,
+                     dax_sources=("release.qemu.arm64_dax",) if not behaviour.arm64_dax else (),
                      memory_offset=behaviour.arm64_memory_offset,
                      memory_offset_sources=("release.qemu.arm64_memory_offset",) if behaviour.arm64_memory_offset
                      else ())
+    q.blk_scsi_off = behaviour.virtio_blk_scsi_off
     q.non_debug.extend([Param("quiet")], src("debug"))
     q.debug.extend([Param("debug")], src("debug"))
     _handle_image_path(q, hv, src)
@@ -133,7 +139,8 @@ def _handle_image_path(q: QemuArch, hv: HypervisorConfig, src) -> None:
     if not q.disable_nvdimm:
         q.machine.options = ",".join([q.machine.options, "nvdimm=on"])
         q.machine.sources += src("image_path") + src("disable_image_nvdimm")
-        root = NVDIMM_DAX_ROOT
+        root = NVDIMM_DAX_ROOT if q.dax else NVDIMM_ROOT
+        root_src += q.dax_sources
     q.kernel_params.extend(root, root_src)
     q.non_debug.extend(SYSTEMD_NON_DEBUG, src("debug") + src("image_path"))
     q.debug.extend(SYSTEMD_DEBUG, src("debug") + src("image_path"))

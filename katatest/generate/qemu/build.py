@@ -183,7 +183,9 @@ def _image_device(q: QemuArch, hv, facts: HostFacts, nested_run: bool, nested_sr
                                sources=image_src + ("host.image_size",))
     image_id = f"image-{new_id()}"[:31]
     return dev.BlockDevice(id=image_id, file=hv.image_path, disable_modern=nested_run, share_rw=True,
-                           readonly=True, sources=image_src + nested_src)
+                           readonly=True, scsi_off=q.blk_scsi_off,
+                           sources=image_src + nested_src
+                           + (() if q.blk_scsi_off else ("release.qemu.virtio_blk_scsi_off",)))
 
 
 def _pcie_root_ports(q: QemuArch, count: int, sources: Sources) -> list[dev.Device]:

@@ -106,13 +106,14 @@ class BlockDevice(Device):
     disable_modern: bool = False
     share_rw: bool = False
     readonly: bool = False
+    scsi_off: bool = True  # release.qemu.virtio_blk_scsi_off
 
     def valid(self) -> bool:
         return bool(self.id and self.file)
 
     def params(self, transport: str) -> list[str]:
         dev = [virtio_name("virtio-blk", transport), *disable_modern(transport, self.disable_modern),
-               f"drive={self.id}", "scsi=off", "config-wce=off"]
+               f"drive={self.id}", *(("scsi=off",) if self.scsi_off else ()), "config-wce=off"]
         if self.share_rw:
             dev.append("share-rw=on")
         dev.append(f"serial={self.id}")
