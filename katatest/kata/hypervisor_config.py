@@ -112,6 +112,10 @@ class HypervisorConfig:
     rootless: bool = False
     disable_seccomp: bool = False
     disable_selinux: bool = False
+    reclaim_guest_freed_memory: bool = False  # a free-page-reporting balloon (release.qemu.balloon_for_reclaim)
+    hot_plug_vfio: str = "no-port"  # release.config.pcie_vfio_ports
+    cold_plug_vfio: str = "no-port"
+    pcie_switch_port: int = 0  # uint32
     disable_guest_selinux: bool = False  # selinux=0/1 on the kernel command line (release.qemu.guest_selinux_param)
     legacy_serial: bool = False
 

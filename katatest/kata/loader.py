@@ -263,6 +263,7 @@ def _qemu(h: _Table, ld: _Loading) -> HypervisorConfig:
         hotplug_vfio_on_root_bus=(h["hotplug_vfio_on_root_bus"], "hotplug_vfio_on_root_bus"),
         pcie_root_port=(h["pcie_root_port"], "pcie_root_port"),
         disable_vhost_net=(h["disable_vhost_net"], "disable_vhost_net"),
+        reclaim_guest_freed_memory=(h["reclaim_guest_freed_memory"], "reclaim_guest_freed_memory"),
         enable_vhost_user_store=(h["enable_vhost_user_store"], "enable_vhost_user_store"),
         vhost_user_store_path=(
             h["vhost_user_store_path"] or d.DEFAULT_VHOST_USER_STORE_PATH,
@@ -555,6 +556,30 @@ def _check_hypervisor_config(hv: HypervisorConfig, table: _Table | None, ld: _Lo
             )
 
 
+PCIE_PORTS = ("no-port", "bridge-port", "root-port", "switch-port")
+MAX_PCIE_PORTS = 16  # maxPCIeRootPorts / maxPCIeSwitchPorts
+
+
+def _pcie_vfio_ports(hv: HypervisorConfig, hv_type: str, h: _Table, ld: _Loading) -> None:
+    """The getters of hot_plug_vfio / cold_plug_vfio / pcie_*_port and ``checkPCIeConfig``
+    (release.config.pcie_vfio_ports)."""
+    _set(hv, h, ld, hot_plug_vfio=(h["hot_plug_vfio"] or "no-port", "hot_plug_vfio"),
+         cold_plug_vfio=(h["cold_plug_vfio"] or "no-port", "cold_plug_vfio"),
+         pcie_root_port=(min(h["pcie_root_port"], MAX_PCIE_PORTS), "pcie_root_port"),
+         pcie_switch_port=(min(h["pcie_switch_port"], MAX_PCIE_PORTS), "pcie_switch_port"))
+    if hv_type not in ("qemu", "clh"):
+        return
+    cold, hot = hv.cold_plug_vfio, hv.hot_plug_vfio
+    if cold != "no-port" and hot != "no-port":
+        raise ld.fail(h.key("hot_plug_vfio"), f"invalid hot-plug={cold} and cold-plug={hot} settings, only one of "
+                      "them can be set")
+    if (cold == "no-port" and hot == "no-port") or hv.hypervisor_machine_type not in ("q35", "virt"):
+        return
+    port, key = (cold, "cold_plug_vfio") if cold != "no-port" else (hot, "hot_plug_vfio")
+    if port not in PCIE_PORTS[1:]:
+        raise ld.fail(h.key(key), f"invalid vfio_port={cold} setting, allowed values {', '.join(PCIE_PORTS)}")
+
+
 def _factory(f: _Table) -> FactoryConfig:
     """``newFactoryConfig``."""
     return FactoryConfig(
@@ -592,6 +617,8 @@ def load_configuration(doc: dict[str, Any], facts: HostFacts, source: str = "",
         raise ld.fail("factory.enable_template", "requires an initrd image (hypervisor initrd)")
     if factory.vm_cache_number > 0 and hv_type != "qemu":
         raise ld.fail("factory.vm_cache_number", "the VM cache only supports qemu")
+    if ld.release.config.pcie_vfio_ports and table is not None:
+        _pcie_vfio_ports(hv, hv_type, table, ld)
     return KataConfig(hv_type, hv, agent, runtime, factory, ld.sources)
 
 

@@ -87,7 +87,11 @@ HYPERVISOR_KEYS: dict[str, str] = {
     "rootless": "bool",
     "disable_seccomp": "bool",
     "disable_selinux": "bool",
-    "disable_guest_selinux": "bool",  # since 3.x (read by release.qemu.guest_selinux_param)
+    "disable_guest_selinux": "bool",
+    "reclaim_guest_freed_memory": "bool",  # since 3.x (release.qemu.balloon_for_reclaim)
+    "hot_plug_vfio": "str",  # since 3.x (release.config.pcie_vfio_ports)
+    "cold_plug_vfio": "str",  # idem
+    "pcie_switch_port": "uint32",  # idem  # since 3.x (read by release.qemu.guest_selinux_param)
     "use_legacy_serial": "bool",
 }
 

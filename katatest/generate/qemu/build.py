@@ -68,8 +68,18 @@ def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None
 
     protection, bios = protection_devices(q, hv, facts, src)
     devices += protection
-    devices.append(dev.RngDevice(filename=hv.entropy_source, sources=src("entropy_source")))
-    devices += _pcie_root_ports(q, hv.pcie_root_port, src("pcie_root_port"))
+    behaviour = release.qemu
+    if behaviour.rng_for_confidential_guest or not hv.confidential_guest:
+        rng_src = () if behaviour.rng_for_confidential_guest else ("release.qemu.rng_for_confidential_guest",
+                                                                    *src("confidential_guest"))
+        devices.append(dev.RngDevice(filename=hv.entropy_source, sources=src("entropy_source") + rng_src))
+    if behaviour.balloon_for_reclaim and hv.reclaim_guest_freed_memory and not hv.confidential_guest:
+        devices.append(dev.Balloon(sources=src("reclaim_guest_freed_memory") + src("confidential_guest")
+                                   + ("release.qemu.balloon_for_reclaim",)))
+    if behaviour.pcie_topology == "vfio_ports":
+        devices += _pcie_topology(q, hv, src)
+    else:
+        devices += _pcie_root_ports(q, hv.pcie_root_port, src("pcie_root_port"))
     devices += _cold_plugged(q, cfg, facts, paths, nested_run, nested_src, src, new_id, release)
 
     vm_src = ("host.sandbox_id", "host.rootless", "host.xdg_runtime_dir")
@@ -194,6 +204,35 @@ def _pcie_root_ports(q: QemuArch, count: int, sources: Sources) -> list[dev.Devi
         return []
     return [dev.PCIeRootPort(id=f"rp{i}", slot=str(i), mem_reserve=f"{2 * 1024 * 1024 * 2}B",
                              pref64_reserve=f"{2 * 1024 * 1024}B", sources=sources) for i in range(count)]
+
+
+def _pcie_topology(q: QemuArch, hv, src) -> list[dev.Device]:
+    """createPCIeTopology for a host without VFIO devices or network endpoints (release.qemu.pcie_topology)."""
+    machine = q.machine.type
+    hot, cold = hv.hot_plug_vfio, hv.cold_plug_vfio
+    if machine not in ("q35", "virt") or (hot == "no-port" and cold == "no-port" and machine == "q35"):
+        return []
+    sources = src("hot_plug_vfio") + src("cold_plug_vfio") + ("release.qemu.pcie_topology",)
+    pluggable = 1 if machine == "virt" and hv.virtio_mem else 0  # arm64: one port per endpoint (none here)
+    if machine == "virt":
+        sources += src("enable_virtio_mem")
+    if "root-port" in (hot, cold):
+        return _bare_root_ports(max(pluggable, hv.pcie_root_port), sources + src("pcie_root_port"))
+    if "switch-port" in (hot, cold):
+        count = max(pluggable, hv.pcie_switch_port)
+        sources += src("pcie_switch_port")
+        devices: list[dev.Device] = [dev.PCIeRootPort(id="swrp0", chassis="1", slot="0", sources=sources),
+                                     dev.PCIeSwitchUpstreamPort(id="swup0", bus="swrp0", sources=sources)]
+        devices += [dev.PCIeSwitchDownstreamPort(id=f"swdp{i}", bus="swup0", chassis="2", slot=str(i),
+                                                 sources=sources) for i in range(count)]
+        return devices
+    if machine == "virt":
+        return _bare_root_ports(pluggable, sources)
+    return []
+
+
+def _bare_root_ports(count: int, sources: Sources) -> list[dev.Device]:
+    return [dev.PCIeRootPort(id=f"rp{i}", slot=str(i), sources=sources) for i in range(count)]
 
 
 def _cold_plugged(q: QemuArch, cfg: KataConfig, facts: HostFacts, paths: SandboxPaths, nested_run: bool,

@@ -222,6 +222,38 @@ class PCIeRootPort(Device):
 
 
 @dataclass
+class PCIeSwitchUpstreamPort(Device):
+    id: str = ""
+    bus: str = ""
+
+    def params(self, transport: str) -> list[str]:
+        return ["-device", f"x3130-upstream,id={self.id},bus={self.bus}"]
+
+
+@dataclass
+class PCIeSwitchDownstreamPort(Device):
+    id: str = ""
+    bus: str = ""
+    chassis: str = ""
+    slot: str = ""
+
+    def params(self, transport: str) -> list[str]:
+        return ["-device", f"xio3130-downstream,id={self.id},bus={self.bus},chassis={self.chassis},slot={self.slot}"]
+
+
+@dataclass
+class Balloon(Device):
+    """virtio-balloon with deflate-on-oom and free-page reporting (reclaim_guest_freed_memory)."""
+
+    id: str = "balloon0"
+
+    def params(self, transport: str) -> list[str]:
+        opts = [virtio_name("virtio-balloon", transport), f"id={self.id}", "deflate-on-oom=on",
+                *disable_modern(transport, False), "free-page-reporting=on"]
+        return ["-device", ",".join(opts)]
+
+
+@dataclass
 class VhostVsock(Device):
     context_id: int = 3
     vhost_fd: int = 3
