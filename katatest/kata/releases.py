@@ -41,24 +41,25 @@ class QemuBehaviour:
     arm64_nvdimm_readonly: bool = False  # arm64's image nvdimm: readonly=on object, unarmed=on device
     arm64_dax: bool = True  # arm64's nvdimm root mounts with rootflags=dax
     virtio_blk_scsi_off: bool = True  # virtio-blk devices carry scsi=off
-    guest_selinux_param: bool = False
+    guest_selinux_param: bool = False  # selinux=0|1 (from disable_guest_selinux) after nr_cpus= on the cmdline
     pcie_topology: str = "root_ports"  # one of PCIE_TOPOLOGIES
     rng_for_confidential_guest: bool = True  # virtio-rng also for a confidential guest
-    balloon_for_reclaim: bool = False  # reclaim_guest_freed_memory adds a free-page-reporting virtio-balloon  # selinux=0|1 (from disable_guest_selinux) after nr_cpus= on the cmdline
+    balloon_for_reclaim: bool = False  # reclaim_guest_freed_memory adds a free-page-reporting virtio-balloon
 
 
 @dataclass(frozen=True)
 class ConfigBehaviour:
     """How a release loads the configuration (the ``[config]`` table of its file)."""
 
-    agent_timeout_params: bool = False
-    pcie_vfio_ports: bool = False  # hot_plug_vfio / cold_plug_vfio / pcie_switch_port keys, checkPCIeConfig  # [agent.kata] cdh_api_timeout / launch_process_timeout -> agent.* params
+    agent_timeout_params: bool = False  # [agent.kata] cdh_api_timeout / launch_process_timeout -> agent.* params
+    pcie_vfio_ports: bool = False  # hot_plug_vfio / cold_plug_vfio / pcie_switch_port keys, checkPCIeConfig
 
 
 # "root_ports": pcie_root_port N root ports with 2 MiB reserves; "vfio_ports": createPCIeTopology (root ports
 # or a switch for hot/cold-plugged VFIO, arm64 root ports per pluggable endpoint, no reserves).
 PCIE_TOPOLOGIES = ("root_ports", "vfio_ports")
-CHOICES = {"pcie_topology": PCIE_TOPOLOGIES, "qmp": QMP_TRANSPORTS, "virtiofsd_argv": VIRTIOFSD_ARGV, "nydusd_argv": NYDUSD_ARGV}
+CHOICES = {"pcie_topology": PCIE_TOPOLOGIES, "qmp": QMP_TRANSPORTS, "virtiofsd_argv": VIRTIOFSD_ARGV,
+           "nydusd_argv": NYDUSD_ARGV}
 
 
 @dataclass(frozen=True)
