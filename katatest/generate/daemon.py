@@ -42,6 +42,10 @@ def daemon_argv(cfg: KataConfig, facts: HostFacts, nydusd_socket: str = "vhost-f
                     Arg("--shared-dir=" + paths.shared_dir, path_src + rust),
                     Arg(f"--fd={VIRTIOFSD_SOCKET_FD}", rust)]
             args += [Arg(extra, extra_src) for extra in hv.virtio_fs_extra_args]
+            if behaviour.virtiofsd_xattr and not hv.disable_guest_selinux:
+                args.append(Arg("--xattr", tuple(src.get("hypervisor.disable_guest_selinux",
+                                                         ("hypervisor.qemu.disable_guest_selinux",)))
+                                + ("release.qemu.virtiofsd_xattr",)))
             return args
         args = [Arg(hv.virtio_fs_daemon, daemon_src), Arg("--syslog", fixed),
                 Arg("-o", cache_src), Arg("cache=" + hv.virtio_fs_cache, cache_src),

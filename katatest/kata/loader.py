@@ -264,6 +264,8 @@ def _qemu(h: _Table, ld: _Loading) -> HypervisorConfig:
         pcie_root_port=(h["pcie_root_port"], "pcie_root_port"),
         disable_vhost_net=(h["disable_vhost_net"], "disable_vhost_net"),
         reclaim_guest_freed_memory=(h["reclaim_guest_freed_memory"], "reclaim_guest_freed_memory"),
+        indep_iothreads=(h["indep_iothreads"], "indep_iothreads"),
+        virtio_fs_queue_size=(h["virtio_fs_queue_size"], "virtio_fs_queue_size"),
         enable_vhost_user_store=(h["enable_vhost_user_store"], "enable_vhost_user_store"),
         vhost_user_store_path=(
             h["vhost_user_store_path"] or d.DEFAULT_VHOST_USER_STORE_PATH,

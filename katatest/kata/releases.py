@@ -42,6 +42,8 @@ class QemuBehaviour:
     arm64_dax: bool = True  # arm64's nvdimm root mounts with rootflags=dax
     virtio_blk_scsi_off: bool = True  # virtio-blk devices carry scsi=off
     guest_selinux_param: bool = False  # selinux=0|1 (from disable_guest_selinux) after nr_cpus= on the cmdline
+    indep_iothreads: bool = False  # indep_iothreads = N adds iothread objects indep_iothread_0..N-1
+    virtiofsd_xattr: bool = False  # virtiofsd gets --xattr (last) unless disable_guest_selinux
     pcie_topology: str = "root_ports"  # one of PCIE_TOPOLOGIES
     rng_for_confidential_guest: bool = True  # virtio-rng also for a confidential guest
     balloon_for_reclaim: bool = False  # reclaim_guest_freed_memory adds a free-page-reporting virtio-balloon

@@ -91,7 +91,9 @@ HYPERVISOR_KEYS: dict[str, str] = {
     "reclaim_guest_freed_memory": "bool",  # since 3.x (release.qemu.balloon_for_reclaim)
     "hot_plug_vfio": "str",  # since 3.x (release.config.pcie_vfio_ports)
     "cold_plug_vfio": "str",  # idem
-    "pcie_switch_port": "uint32",  # idem  # since 3.x (read by release.qemu.guest_selinux_param)
+    "pcie_switch_port": "uint32",  # idem
+    "indep_iothreads": "uint32",  # since 3.x (release.qemu.indep_iothreads)
+    "virtio_fs_queue_size": "uint32",  # since 3.x (with release.qemu.vhost_user_fs_queue_size)  # since 3.x (read by release.qemu.guest_selinux_param)
     "use_legacy_serial": "bool",
 }
 

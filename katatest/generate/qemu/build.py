@@ -62,6 +62,9 @@ def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None
         if iothread:
             iothreads.append(iothread)
 
+    indep: list[str] = []
+    if release.qemu.indep_iothreads:
+        indep = [f"indep_iothread_{i}" for i in range(hv.indep_iothreads)]
     kernel = Kernel(path=hv.kernel_path, initrd=hv.initrd_path, params="",
                     path_sources=src("kernel_path"), initrd_sources=src("initrd_path"))
     kernel.params, kernel.params_sources = _kernel_command_line(q, cfg, facts, src, release)
@@ -100,7 +103,7 @@ def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None
         knobs=knobs,
         bios=bios,
         pflash=pflash_images(q, hv),
-        iothreads=iothreads,
+        iothreads=iothreads + indep,
         incoming_defer=incoming,
         log_file=f"{paths.vm_dir}/qemu.log" if hv.debug and release.qemu.debug_log else "",
         seccomp_sandbox=hv.seccomp_sandbox,
@@ -120,7 +123,8 @@ def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None
         "vm_store": vm_src,
         "pflash": src("pflash"),
         "bios": src("firmware_path"),
-        "iothreads": src("enable_io_threads"),
+        "iothreads": src("enable_io_threads") + (src("indep_iothreads") + ("release.qemu.indep_iothreads",)
+                                                 if indep else ()),
         "incoming": ("factory.enable_template",),
         "log_file": src("debug") + vm_src,
         "seccomp": src("seccomp_sandbox"),
@@ -254,10 +258,12 @@ def _cold_plugged(q: QemuArch, cfg: KataConfig, facts: HostFacts, paths: Sandbox
             devices.append(dev.VhostUserFS(chardev_id=f"char-{new_id()}"[:31],
                                            socket_path=paths.socket("vhost-fs.sock"), tag=SHARED_MOUNT_TAG,
                                            cache_size_mib=hv.virtio_fs_cache_size,
-                                           queue_size=behaviour.vhost_user_fs_queue_size,
+                                           queue_size=(hv.virtio_fs_queue_size or behaviour.vhost_user_fs_queue_size
+                                                       if behaviour.vhost_user_fs_queue_size else 0),
                                            bus="pcie.0" if pin else "",
                                            sources=src("shared_fs") + src("virtio_fs_cache_size") + pin_src
-                                           + (("release.qemu.vhost_user_fs_queue_size",)
+                                           + (("release.qemu.vhost_user_fs_queue_size",
+                                               *src("virtio_fs_queue_size"))
                                               if behaviour.vhost_user_fs_queue_size else ())))
         else:
             devices.append(dev.Virtio9P(id=f"extra-9p-{SHARED_MOUNT_TAG}"[:31], path=paths.shared_dir,
