@@ -558,6 +558,18 @@ def _check_hypervisor_config(hv: HypervisorConfig, table: _Table | None, ld: _Lo
             )
 
 
+EXTRA_MONITORS = ("hmp", "qmp", "qmp-pretty")
+
+
+def _extra_monitor_socket(hv: HypervisorConfig, h: _Table, ld: _Loading) -> None:
+    """``extraMonitorSocket()`` of the qemu getters (release.config.extra_monitor_socket)."""
+    value = h["extra_monitor_socket"]
+    if value and value not in EXTRA_MONITORS:
+        raise ld.fail(h.key("extra_monitor_socket"), f"invalid hypervisor extra monitor socket {value!r} "
+                      f"(supported values: {', '.join(EXTRA_MONITORS)})")
+    _set(hv, h, ld, extra_monitor_socket=(value, "extra_monitor_socket"))
+
+
 PCIE_PORTS = ("no-port", "bridge-port", "root-port", "switch-port")
 MAX_PCIE_PORTS = 16  # maxPCIeRootPorts / maxPCIeSwitchPorts
 
@@ -619,6 +631,8 @@ def load_configuration(doc: dict[str, Any], facts: HostFacts, source: str = "",
         raise ld.fail("factory.enable_template", "requires an initrd image (hypervisor initrd)")
     if factory.vm_cache_number > 0 and hv_type != "qemu":
         raise ld.fail("factory.vm_cache_number", "the VM cache only supports qemu")
+    if ld.release.config.extra_monitor_socket and table is not None and hv_type == "qemu":
+        _extra_monitor_socket(hv, table, ld)
     if ld.release.config.pcie_vfio_ports and table is not None:
         _pcie_vfio_ports(hv, hv_type, table, ld)
     return KataConfig(hv_type, hv, agent, runtime, factory, ld.sources)

@@ -54,6 +54,7 @@ class ConfigBehaviour:
     """How a release loads the configuration (the ``[config]`` table of its file)."""
 
     agent_timeout_params: bool = False  # [agent.kata] cdh_api_timeout / launch_process_timeout -> agent.* params
+    extra_monitor_socket: bool = False  # the extra_monitor_socket key is read and checked
     pcie_vfio_ports: bool = False  # hot_plug_vfio / cold_plug_vfio / pcie_switch_port keys, checkPCIeConfig
 
 

@@ -87,13 +87,14 @@ HYPERVISOR_KEYS: dict[str, str] = {
     "rootless": "bool",
     "disable_seccomp": "bool",
     "disable_selinux": "bool",
-    "disable_guest_selinux": "bool",
+    "disable_guest_selinux": "bool",  # since 3.x (release.qemu.guest_selinux_param)
     "reclaim_guest_freed_memory": "bool",  # since 3.x (release.qemu.balloon_for_reclaim)
     "hot_plug_vfio": "str",  # since 3.x (release.config.pcie_vfio_ports)
     "cold_plug_vfio": "str",  # idem
     "pcie_switch_port": "uint32",  # idem
+    "extra_monitor_socket": "str",  # since 3.x (release.config.extra_monitor_socket)
     "indep_iothreads": "uint32",  # since 3.x (release.qemu.indep_iothreads)
-    "virtio_fs_queue_size": "uint32",  # since 3.x (with release.qemu.vhost_user_fs_queue_size)  # since 3.x (read by release.qemu.guest_selinux_param)
+    "virtio_fs_queue_size": "uint32",  # since 3.x (release.qemu.vhost_user_fs_queue_size)
     "use_legacy_serial": "bool",
 }
 

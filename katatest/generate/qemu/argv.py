@@ -53,6 +53,10 @@ def render_argv(cfg: QemuConfig) -> list[Arg]:
     out.add("-cpu", cfg.cpu_model, sources=src.get("cpu", ()))
     qmp_sources = QMP_FD_SOURCES if cfg.qmp_transport == "fd" else src.get("vm_store", ())
     out.add("-qmp", QMP_VALUES[cfg.qmp_transport].format(path=cfg.qmp_socket), sources=qmp_sources)
+    protocol, monitor_path = cfg.extra_monitor
+    if protocol:
+        out.add("-monitor" if protocol == "hmp" else f"-{protocol}",
+                f"unix:path={monitor_path},server=on,wait=off", sources=src.get("extra_monitor", ()))
     mem = [cfg.memory.size]
     if cfg.memory.slots > 0:
         mem.append(f"slots={cfg.memory.slots}")

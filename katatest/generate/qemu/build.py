@@ -112,6 +112,8 @@ def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None
         daemonize=release.qemu.daemonize,
         qmp_transport=release.qemu.qmp,
         debug_threads=hv.debug and release.qemu.debug_threads,
+        extra_monitor=((hv.extra_monitor_socket, paths.socket("extra-monitor.sock"))
+                       if hv.debug and hv.extra_monitor_socket else ("", "")),
     )
     config.machine.options = _with_accelerators(config.machine.options, hv.machine_accelerators)
     if hv.machine_accelerators:
@@ -129,6 +131,7 @@ def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None
         "log_file": src("debug") + vm_src,
         "seccomp": src("seccomp_sandbox"),
         "debug_threads": src("debug") + ("release.qemu.debug_threads",),
+        "extra_monitor": src("debug") + src("extra_monitor_socket") + ("release.config.extra_monitor_socket",),
     }
     return config
 

@@ -81,5 +81,6 @@ class QemuConfig:
     dimm_supported: bool = True
     daemonize: bool = True  # release.qemu.daemonize
     qmp_transport: str = "socket"  # release.qemu.qmp
+    extra_monitor: tuple[str, str] = ("", "")  # (protocol, socket path) with enable_debug
     debug_threads: bool = False  # enable_debug with release.qemu.debug_threads
     sources: dict[str, Sources] = field(default_factory=dict)
