@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from katatest.errors import ConfigError
 from katatest.generate.paths import sandbox_paths
 from katatest.generate.provenance import Arg
 from katatest.host.facts import HostFacts
 from katatest.kata.hypervisor_config import KataConfig
 from katatest.kata.releases import QemuBehaviour, load_release
 
+RUST_CACHE_MODES = ("auto", "always", "metadata", "never")
 VIRTIOFSD_SOCKET_FD = 3  # the listening socket is the first of cmd.ExtraFiles
 
 
 def daemon_argv(cfg: KataConfig, facts: HostFacts, nydusd_socket: str = "vhost-fs.sock",
-                behaviour: QemuBehaviour | None = None) -> list[Arg] | None:
+                behaviour: QemuBehaviour | None = None, source: str = "") -> list[Arg] | None:
     """virtiofsd's or nydusd's argv, or None when the config shares with virtio-9p.
 
     ``nydusd_socket`` names nydusd's vhost-user socket in the VM dir (clh uses ``virtiofsd.sock``);
@@ -35,6 +37,9 @@ def daemon_argv(cfg: KataConfig, facts: HostFacts, nydusd_socket: str = "vhost-f
     elif hv.shared_fs == "virtio-fs":
         cache_src = tuple(src.get("hypervisor.virtio_fs_cache", ("hypervisor.qemu.virtio_fs_cache",)))
         fixed = ("kata.fixed",)
+        if behaviour.virtiofsd_cache_check and hv.virtio_fs_cache not in RUST_CACHE_MODES:
+            raise ConfigError(cache_src[0], f"invalid virtio-fs cache mode {hv.virtio_fs_cache!r} (virtiofsd: "
+                              f"{', '.join(RUST_CACHE_MODES)}; release.qemu.virtiofsd_cache_check)", source)
         if behaviour.virtiofsd_argv == "rust":
             rust = ("release.qemu.virtiofsd_argv",)
             args = [Arg(hv.virtio_fs_daemon, daemon_src), Arg("--syslog", rust),

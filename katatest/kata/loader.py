@@ -127,7 +127,9 @@ def _block_device_aio(h: _Table, ld: _Loading) -> str:
 
 
 def _shared_fs(h: _Table, ld: _Loading) -> str:
-    return _one_of(h, ld, "shared_fs", "virtio-fs", d.SHARED_FS_TYPES, "shared file system")
+    """``sharedFS()``; release.config.shared_fs_none adds "none" (no shared filesystem at all)."""
+    allowed = d.SHARED_FS_TYPES + (("none",) if ld.release.config.shared_fs_none else ())
+    return _one_of(h, ld, "shared_fs", "virtio-fs", allowed, "shared file system")
 
 
 def _require_daemon(h: _Table, ld: _Loading, shared_fs: str) -> None:
@@ -246,7 +248,7 @@ def _qemu(h: _Table, ld: _Loading) -> HypervisorConfig:
         virtio_fs_daemon=(h["virtio_fs_daemon"], "virtio_fs_daemon"),
         virtio_fs_daemon_list=(list(h["valid_virtio_fs_daemon_paths"]), "valid_virtio_fs_daemon_paths"),
         virtio_fs_cache_size=(h["virtio_fs_cache_size"], "virtio_fs_cache_size"),
-        virtio_fs_cache=(h["virtio_fs_cache"] or d.DEFAULT_VIRTIO_FS_CACHE, "virtio_fs_cache"),
+        virtio_fs_cache=(h["virtio_fs_cache"] or ld.release.config.virtio_fs_cache_default, "virtio_fs_cache"),
         virtio_fs_extra_args=(list(h["virtio_fs_extra_args"]), "virtio_fs_extra_args"),
         mem_prealloc=(h["enable_mem_prealloc"], "enable_mem_prealloc"),
         iommu=(h["enable_iommu"], "enable_iommu"),

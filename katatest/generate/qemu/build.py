@@ -268,7 +268,7 @@ def _cold_plugged(q: QemuArch, cfg: KataConfig, facts: HostFacts, paths: Sandbox
                                            + (("release.qemu.vhost_user_fs_queue_size",
                                                *src("virtio_fs_queue_size"))
                                               if behaviour.vhost_user_fs_queue_size else ())))
-        else:
+        elif hv.shared_fs != "none":
             devices.append(dev.Virtio9P(id=f"extra-9p-{SHARED_MOUNT_TAG}"[:31], path=paths.shared_dir,
                                         mount_tag=SHARED_MOUNT_TAG, disable_modern=nested_run,
                                         multidevs="remap" if q.name == "amd64" else "",

@@ -20,7 +20,7 @@ def render_qemu(doc: dict[str, Any], facts: HostFacts, source: str, release: Rel
     cfg = load_kata_config(doc, facts, source, release)
     model = build_qemu_config(cfg, facts, release)
     check_qemu_launch(cfg, source)  # govmm's LaunchQemu, once the model is built
-    argv, daemon = render_argv(model), daemon_argv(cfg, facts, behaviour=release.qemu)
+    argv, daemon = render_argv(model), daemon_argv(cfg, facts, behaviour=release.qemu, source=source)
     check_exec_safe(argv, source)
     check_exec_safe(daemon or [], source)
     return Rendered(hypervisor="qemu", argv=argv, daemon=daemon, release=release.version)
