@@ -226,6 +226,17 @@ def _qemu(h: _Table, ld: _Loading) -> HypervisorConfig:
     machine_type = h["machine_type"] or d.DEFAULT_MACHINE_TYPE
     disable_image_nvdimm = h["disable_image_nvdimm"] or machine_type == "microvm"
     ld.note("hypervisor.disable_image_nvdimm", h.key("disable_image_nvdimm"), h.key("machine_type"))
+    if (ld.release.config.arm64_nvdimm_needs_firmware and ld.facts.arch == "arm64" and not hv.firmware_path
+            and not h["pflashes"]):
+        disable_image_nvdimm = True  # no UEFI/ACPI: no nvdimm on arm64
+        ld.note("hypervisor.disable_image_nvdimm", h.key("firmware"), h.key("pflashes"), "host.arch",
+                "release.config.arm64_nvdimm_needs_firmware")
+    if ld.release.config.rootfs_type:
+        rootfs = h["rootfs_type"] or "ext4"
+        if rootfs not in ROOTFS_TYPES:
+            raise ld.fail(h.key("rootfs_type"), f"unsupported rootfs type {rootfs!r} (supported: "
+                          f"{', '.join(ROOTFS_TYPES)})")
+        _set(hv, h, ld, rootfs_type=(rootfs, "rootfs_type"))
     aio = _block_device_aio(h, ld)
     shared_fs = _shared_fs(h, ld)
     if shared_fs in ("virtio-fs", "virtio-fs-nydus"):
@@ -560,6 +571,7 @@ def _check_hypervisor_config(hv: HypervisorConfig, table: _Table | None, ld: _Lo
             )
 
 
+ROOTFS_TYPES = ("ext4", "xfs", "erofs")
 EXTRA_MONITORS = ("hmp", "qmp", "qmp-pretty")
 
 

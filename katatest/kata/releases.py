@@ -43,8 +43,8 @@ class QemuBehaviour:
     virtio_blk_scsi_off: bool = True  # virtio-blk devices carry scsi=off
     guest_selinux_param: bool = False  # selinux=0|1 (from disable_guest_selinux) after nr_cpus= on the cmdline
     indep_iothreads: bool = False  # indep_iothreads = N adds iothread objects indep_iothread_0..N-1
-    virtiofsd_xattr: bool = False
-    virtiofsd_cache_check: bool = False  # StartVM rejects a virtio_fs_cache other than auto/always/metadata/never  # virtiofsd gets --xattr (last) unless disable_guest_selinux
+    virtiofsd_xattr: bool = False  # virtiofsd gets --xattr (last) unless disable_guest_selinux
+    virtiofsd_cache_check: bool = False  # StartVM rejects a virtio_fs_cache other than auto/always/metadata/never
     pcie_topology: str = "root_ports"  # one of PCIE_TOPOLOGIES
     rng_for_confidential_guest: bool = True  # virtio-rng also for a confidential guest
     balloon_for_reclaim: bool = False  # reclaim_guest_freed_memory adds a free-page-reporting virtio-balloon
@@ -56,6 +56,8 @@ class ConfigBehaviour:
 
     agent_timeout_params: bool = False  # [agent.kata] cdh_api_timeout / launch_process_timeout -> agent.* params
     extra_monitor_socket: bool = False  # the extra_monitor_socket key is read and checked
+    arm64_nvdimm_needs_firmware: bool = False  # arm64 without firmware or pflashes: disable_image_nvdimm forced
+    rootfs_type: bool = False  # the rootfs_type key (ext4 | xfs | erofs) shapes root= / rootflags= / rootfstype=
     shared_fs_none: bool = False  # shared_fs = "none" is accepted (no shared-fs device, no daemon)
     virtio_fs_cache_default: str = "none"  # the qemu table's virtio_fs_cache when unset
     pcie_vfio_ports: bool = False  # hot_plug_vfio / cold_plug_vfio / pcie_switch_port keys, checkPCIeConfig

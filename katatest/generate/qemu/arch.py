@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from katatest.generate.kernel_params import NVDIMM_DAX_ROOT, NVDIMM_ROOT, VIRTIO_BLK_ROOT
+from katatest.generate.kernel_params import root_params
 from katatest.generate.qemu import devices as dev
 from katatest.generate.qemu.model import Machine, Memory
 from katatest.generate.qemu.transport import MMIO, PCI
@@ -134,14 +134,14 @@ def _enable_protection(q: QemuArch, protection: str, sources: Sources) -> None:
 def _handle_image_path(q: QemuArch, hv: HypervisorConfig, src) -> None:
     if not hv.image_path:
         return
-    root = VIRTIO_BLK_ROOT
-    root_src = src("image_path") + src("disable_image_nvdimm")
+    # rootfs_type is a source only where the release reads it (the loader recorded it)
+    rootfs_src = src("rootfs_type") if "hypervisor.rootfs_type" in src.sources else ()
+    root_src = src("image_path") + src("disable_image_nvdimm") + rootfs_src
     if not q.disable_nvdimm:
         q.machine.options = ",".join([q.machine.options, "nvdimm=on"])
         q.machine.sources += src("image_path") + src("disable_image_nvdimm")
-        root = NVDIMM_DAX_ROOT if q.dax else NVDIMM_ROOT
         root_src += q.dax_sources
-    q.kernel_params.extend(root, root_src)
+    q.kernel_params.extend(root_params(hv.rootfs_type, not q.disable_nvdimm, q.dax), root_src)
     q.non_debug.extend(SYSTEMD_NON_DEBUG, src("debug") + src("image_path"))
     q.debug.extend(SYSTEMD_DEBUG, src("debug") + src("image_path"))
 
