@@ -116,6 +116,7 @@ class HypervisorConfig:
     hot_plug_vfio: str = "no-port"  # release.config.pcie_vfio_ports
     cold_plug_vfio: str = "no-port"
     pcie_switch_port: int = 0  # uint32
+    sev_snp_guest: bool = False  # SNP instead of SEV on an SNP host (release.config.sev_snp_guest)
     rootfs_type: str = "ext4"  # ext4 | xfs | erofs (release.config.rootfs_type)
     extra_monitor_socket: str = ""  # hmp | qmp | qmp-pretty (release.config.extra_monitor_socket)
     indep_iothreads: int = 0  # uint32: iothread objects indep_iothread_<i> (release.qemu.indep_iothreads)

@@ -237,6 +237,10 @@ def _qemu(h: _Table, ld: _Loading) -> HypervisorConfig:
             raise ld.fail(h.key("rootfs_type"), f"unsupported rootfs type {rootfs!r} (supported: "
                           f"{', '.join(ROOTFS_TYPES)})")
         _set(hv, h, ld, rootfs_type=(rootfs, "rootfs_type"))
+    if ld.release.config.block_sector_sizes:
+        _check_sector_sizes(h, ld)
+    if ld.release.config.sev_snp_guest:
+        _set(hv, h, ld, sev_snp_guest=(h["sev_snp_guest"], "sev_snp_guest"))
     aio = _block_device_aio(h, ld)
     shared_fs = _shared_fs(h, ld)
     if shared_fs in ("virtio-fs", "virtio-fs-nydus"):
@@ -571,6 +575,19 @@ def _check_hypervisor_config(hv: HypervisorConfig, table: _Table | None, ld: _Lo
             )
 
 
+def _check_sector_sizes(h: _Table, ld: _Loading) -> None:
+    """``validateBlockDeviceSectorSize(s)`` (release.config.block_sector_sizes)."""
+    sizes = {}
+    for kind in ("logical", "physical"):
+        key = f"block_device_{kind}_sector_size"
+        size = sizes[kind] = h[key]
+        if size and (size < 512 or size > 65536 or size & (size - 1)):
+            raise ld.fail(h.key(key), f"invalid {key} {size}: must be 0 or a power of 2 between 512 and 65536")
+    if sizes["logical"] and sizes["physical"] and sizes["logical"] > sizes["physical"]:
+        raise ld.fail(h.key("block_device_logical_sector_size"), f"invalid sector sizes: logical ({sizes['logical']}) "
+                      f"must not be larger than physical ({sizes['physical']})")
+
+
 ROOTFS_TYPES = ("ext4", "xfs", "erofs")
 EXTRA_MONITORS = ("hmp", "qmp", "qmp-pretty")
 
@@ -657,6 +674,6 @@ def load_kata_config(doc: dict[str, Any], facts: HostFacts, source: str = "",
     """The configuration exactly as the hypervisor's ``CreateVM`` receives it, or the ConfigError Kata raises
     up to and including ``CreateVM``'s own checks (launch-time failures are left to the generators)."""
     cfg = load_configuration(doc, facts, source, release)
-    prepare_sandbox(cfg, facts, source)
+    prepare_sandbox(cfg, facts, source, (release or load_release()).config.confidential_pins_max_vcpus)
     check_create_vm(cfg, facts, source)
     return cfg

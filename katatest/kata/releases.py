@@ -45,6 +45,10 @@ class QemuBehaviour:
     indep_iothreads: bool = False  # indep_iothreads = N adds iothread objects indep_iothread_0..N-1
     virtiofsd_xattr: bool = False  # virtiofsd gets --xattr (last) unless disable_guest_selinux
     virtiofsd_cache_check: bool = False  # StartVM rejects a virtio_fs_cache other than auto/always/metadata/never
+    snp_cpu_model: str = ""  # -cpu model of an SNP guest instead of "host" ("" = host)
+    tdx_kvm_type: bool = True  # kvm-type=tdx in the TDX -machine options
+    confidential_objects: str = "loader"  # one of CONFIDENTIAL_OBJECTS
+    confidential_memory_hotplug: bool = True  # -m with slots= and maxmem= for a confidential guest too
     pcie_topology: str = "root_ports"  # one of PCIE_TOPOLOGIES
     rng_for_confidential_guest: bool = True  # virtio-rng also for a confidential guest
     balloon_for_reclaim: bool = False  # reclaim_guest_freed_memory adds a free-page-reporting virtio-balloon
@@ -58,6 +62,9 @@ class ConfigBehaviour:
     extra_monitor_socket: bool = False  # the extra_monitor_socket key is read and checked
     arm64_nvdimm_needs_firmware: bool = False  # arm64 without firmware or pflashes: disable_image_nvdimm forced
     rootfs_type: bool = False  # the rootfs_type key (ext4 | xfs | erofs) shapes root= / rootflags= / rootfstype=
+    confidential_pins_max_vcpus: bool = True  # a confidential guest's default_maxvcpus = default_vcpus
+    sev_snp_guest: bool = False  # the sev_snp_guest key picks SNP on an SNP host
+    block_sector_sizes: bool = False  # block_device_{logical,physical}_sector_size read and checked
     shared_fs_none: bool = False  # shared_fs = "none" is accepted (no shared-fs device, no daemon)
     virtio_fs_cache_default: str = "none"  # the qemu table's virtio_fs_cache when unset
     pcie_vfio_ports: bool = False  # hot_plug_vfio / cold_plug_vfio / pcie_switch_port keys, checkPCIeConfig
@@ -66,8 +73,11 @@ class ConfigBehaviour:
 # "root_ports": pcie_root_port N root ports with 2 MiB reserves; "vfio_ports": createPCIeTopology (root ports
 # or a switch for hot/cold-plugged VFIO, arm64 root ports per pluggable endpoint, no reserves).
 PCIE_TOPOLOGIES = ("root_ports", "vfio_ports")
-CHOICES = {"pcie_topology": PCIE_TOPOLOGIES, "qmp": QMP_TRANSPORTS, "virtiofsd_argv": VIRTIOFSD_ARGV,
-           "nydusd_argv": NYDUSD_ARGV}
+# TDX/SNP: "loader" (TDX: -device loader + -object tdx-guest,id=tdx; no SNP) or "json" (TDX: a JSON tdx-guest
+# object with its quote-generation socket, SNP: sev-snp-guest; both boot the firmware with -bios).
+CONFIDENTIAL_OBJECTS = ("loader", "json")
+CHOICES = {"confidential_objects": CONFIDENTIAL_OBJECTS, "pcie_topology": PCIE_TOPOLOGIES, "qmp": QMP_TRANSPORTS,
+           "virtiofsd_argv": VIRTIOFSD_ARGV, "nydusd_argv": NYDUSD_ARGV}
 
 
 @dataclass(frozen=True)

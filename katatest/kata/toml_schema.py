@@ -92,7 +92,10 @@ HYPERVISOR_KEYS: dict[str, str] = {
     "hot_plug_vfio": "str",  # since 3.x (release.config.pcie_vfio_ports)
     "cold_plug_vfio": "str",  # idem
     "pcie_switch_port": "uint32",  # idem
-    "rootfs_type": "str",  # since 3.x (release.config.rootfs_type)
+    "rootfs_type": "str",
+    "block_device_logical_sector_size": "uint32",  # since 3.x (release.config.block_sector_sizes)
+    "block_device_physical_sector_size": "uint32",  # idem
+    "sev_snp_guest": "bool",  # since 3.x (release.config.sev_snp_guest)  # since 3.x (release.config.rootfs_type)
     "extra_monitor_socket": "str",  # since 3.x (release.config.extra_monitor_socket)
     "indep_iothreads": "uint32",  # since 3.x (release.qemu.indep_iothreads)
     "virtio_fs_queue_size": "uint32",  # since 3.x (release.qemu.vhost_user_fs_queue_size)

@@ -92,7 +92,12 @@ def new_arch(arch: str, hv: HypervisorConfig, guest_protection: str, src, behavi
                      KernelParamList(), KernelParamList(), hv.disable_image_nvdimm, nvdimm_readonly=True,
                      transport=MMIO if machine_type == "microvm" else PCI)
         if hv.confidential_guest:
-            _enable_protection(q, guest_protection, src("confidential_guest") + ("host.guest_protection",))
+            protection = guest_protection
+            psrc = src("confidential_guest") + ("host.guest_protection",)
+            if protection == "sev" and hv.sev_snp_guest:
+                protection = "snp"
+                psrc += src("sev_snp_guest") + ("release.config.sev_snp_guest",)
+            _enable_protection(q, protection, psrc, behaviour)
             q.disable_nvdimm = True
         if hv.sgx_epc_size:
             q.sgx_epc_size = hv.sgx_epc_size
@@ -122,11 +127,15 @@ def _join_opt(options: str, extra: str) -> str:
 
 # The -machine options of each TEE (a host without one was rejected by katatest.kata.validate).
 PROTECTION_MACHINE_OPTIONS = {"tdx": "kvm-type=tdx,confidential-guest-support=tdx",
-                              "sev": "confidential-guest-support=sev"}
+                              "sev": "confidential-guest-support=sev", "snp": "confidential-guest-support=snp"}
 
 
-def _enable_protection(q: QemuArch, protection: str, sources: Sources) -> None:
-    q.machine.options = _join_opt(q.machine.options, PROTECTION_MACHINE_OPTIONS[protection])
+def _enable_protection(q: QemuArch, protection: str, sources: Sources, behaviour: QemuBehaviour) -> None:
+    options = PROTECTION_MACHINE_OPTIONS[protection]
+    if protection == "tdx" and not behaviour.tdx_kvm_type:
+        options = options.replace("kvm-type=tdx,", "")
+        sources += ("release.qemu.tdx_kvm_type",)
+    q.machine.options = _join_opt(q.machine.options, options)
     q.protection = protection
     q.machine.sources += sources
 
@@ -158,8 +167,10 @@ def console_devices(q: QemuArch, legacy: bool, path: str, nested_run: bool, sour
             dev.ConsoleChardev(path=path, sources=sources)]
 
 
-def protection_devices(q: QemuArch, hv: HypervisorConfig, facts, src) -> tuple[list[dev.Device], str]:
-    """Kata's appendProtectionDevice: extra objects, and the -bios value that remains."""
+def protection_devices(q: QemuArch, hv: HypervisorConfig, facts, src,
+                       objects: str = "loader") -> tuple[list[dev.Device], str]:
+    """Kata's appendProtectionDevice: extra objects, and the -bios value that remains (``objects``:
+    release.qemu.confidential_objects; a JSON TDX or an SNP object boots its firmware as -bios)."""
     firmware = hv.firmware_path
     devices: list[dev.Device] = []
     if q.name != "amd64":
@@ -167,15 +178,26 @@ def protection_devices(q: QemuArch, hv: HypervisorConfig, facts, src) -> tuple[l
     if q.sgx_epc_size:
         devices.append(dev.EPCObject(size=q.sgx_epc_size, sources=src("sgx_epc_size")))
     psrc = src("confidential_guest") + ("host.guest_protection",)
+    if q.protection == "tdx" and objects == "json":
+        devices.append(dev.TDXJsonGuest(file=firmware, sources=psrc + src("firmware_path")
+                                        + ("release.qemu.confidential_objects",)))
+        return devices, firmware
+    if q.protection == "snp":
+        devices.append(dev.SNPGuest(file=firmware, cbitpos=facts.sev_cbitpos,
+                                    sources=psrc + src("firmware_path") + src("sev_snp_guest")
+                                    + ("host.sev_cbitpos", "release.qemu.confidential_objects")))
+        return devices, firmware
     if q.protection == "tdx":
         devices.append(dev.TDXGuest(file=firmware, firmware_volume=hv.firmware_volume_path,
                                     sources=psrc + src("firmware_path") + src("firmware_volume_path")))
         return devices, ""
     if q.protection == "sev":
+        fixed_bits = objects == "json"  # these releases hard-code reduced-phys-bits 1
         devices.append(dev.SEVGuest(file=firmware, cbitpos=facts.sev_cbitpos,
-                                    reduced_phys_bits=facts.sev_reduced_phys_bits,
-                                    sources=psrc + src("firmware_path") + ("host.sev_cbitpos",
-                                                                           "host.sev_reduced_phys_bits")))
+                                    reduced_phys_bits=1 if fixed_bits else facts.sev_reduced_phys_bits,
+                                    sources=psrc + src("firmware_path") + ("host.sev_cbitpos",)
+                                    + (("release.qemu.confidential_objects",) if fixed_bits
+                                       else ("host.sev_reduced_phys_bits",))))
         return devices, ""
     return devices, firmware
 

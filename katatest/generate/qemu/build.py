@@ -50,6 +50,9 @@ def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None
     knobs, memory_path, incoming = _memory_knobs(hv, src)
     memory = q.memory_topology(hv, src("memory_size") + src("mem_slots") + src("default_max_memory_size")
                                + src("mem_offset"))
+    if hv.confidential_guest and not release.qemu.confidential_memory_hotplug:
+        memory.slots, memory.max_mem = 0, ""
+        memory.sources += src("confidential_guest") + ("release.qemu.confidential_memory_hotplug",)
     memory.path = memory_path
 
     devices = _base_devices(q, hv, facts, paths, nested_run, nested_src, src, new_id)
@@ -69,7 +72,7 @@ def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None
                     path_sources=src("kernel_path"), initrd_sources=src("initrd_path"))
     kernel.params, kernel.params_sources = _kernel_command_line(q, cfg, facts, src, release)
 
-    protection, bios = protection_devices(q, hv, facts, src)
+    protection, bios = protection_devices(q, hv, facts, src, release.qemu.confidential_objects)
     devices += protection
     behaviour = release.qemu
     if behaviour.rng_for_confidential_guest or not hv.confidential_guest:
@@ -92,7 +95,8 @@ def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None
         name=f"sandbox-{facts.sandbox_id}",
         uuid=str(uuid.uuid4()),
         machine=q.machine,
-        cpu_model="host," + hv.cpu_features,
+        cpu_model=(release.qemu.snp_cpu_model if q.protection == "snp" and release.qemu.snp_cpu_model
+                   else "host") + "," + hv.cpu_features,
         qmp_socket=paths.socket("qmp.sock"),
         memory=memory,
         smp=SMP(hv.num_vcpus, 1, 1, hv.default_max_vcpus, hv.default_max_vcpus,
@@ -121,7 +125,8 @@ def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None
     config.sources = {
         "path": src("hypervisor_path") + ("host.arch",),
         "name": ("host.sandbox_id",),
-        "cpu": src("cpu_features"),
+        "cpu": src("cpu_features") + (src("sev_snp_guest") + ("host.guest_protection", "release.qemu.snp_cpu_model")
+                                      if q.protection == "snp" else ()),
         "vm_store": vm_src,
         "pflash": src("pflash"),
         "bios": src("firmware_path"),

@@ -5,6 +5,7 @@ Every device carries ``sources``: the config keys / host facts that made Kata ad
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from katatest.generate.qemu.transport import PCI, disable_modern, virtio_name
@@ -174,6 +175,36 @@ class TDXGuest(Device):
         if self.firmware_volume:
             dev.append(f"config-firmware-volume={self.firmware_volume}")
         return ["-device", ",".join(dev), "-object", "tdx-guest,id=tdx"]
+
+
+@dataclass
+class TDXJsonGuest(Device):
+    """TDX as a JSON tdx-guest object with the QGS socket (the firmware goes to -bios)."""
+
+    file: str = ""
+    qgs_socket: str = "/var/run/tdx-qgs/qgs.socket"
+
+    def valid(self) -> bool:
+        return bool(self.file)
+
+    def params(self, transport: str) -> list[str]:
+        obj = {"qom-type": "tdx-guest", "id": "tdx",
+               "quote-generation-socket": {"type": "unix", "path": self.qgs_socket}}
+        return ["-object", json.dumps(obj, separators=(",", ":"))]
+
+
+@dataclass
+class SNPGuest(Device):
+    file: str = ""
+    cbitpos: int = 0
+    reduced_phys_bits: int = 1  # hard-coded by Kata since 3.x
+
+    def valid(self) -> bool:
+        return bool(self.file) and self.cbitpos != 0
+
+    def params(self, transport: str) -> list[str]:
+        return ["-object", f"sev-snp-guest,id=snp,cbitpos={self.cbitpos},reduced-phys-bits={self.reduced_phys_bits},"
+                "kernel-hashes=on"]
 
 
 @dataclass
