@@ -658,7 +658,7 @@ def load_configuration(doc: dict[str, Any], facts: HostFacts, source: str = "",
     if runtime.disable_new_netns and runtime.internetworking_model != "none":
         raise ld.fail("runtime.disable_new_netns", 'only works with internetworking_model = "none"')
     _check_hypervisor_config(hv, table, ld)
-    if factory.template and hv.initrd_path == "":
+    if factory.template and hv.initrd_path == "" and ld.release.config.template_needs_initrd:
         raise ld.fail("factory.enable_template", "requires an initrd image (hypervisor initrd)")
     if factory.vm_cache_number > 0 and hv_type != "qemu":
         raise ld.fail("factory.vm_cache_number", "the VM cache only supports qemu")

@@ -46,9 +46,13 @@ class QemuBehaviour:
     virtiofsd_xattr: bool = False  # virtiofsd gets --xattr (last) unless disable_guest_selinux
     virtiofsd_cache_check: bool = False  # StartVM rejects a virtio_fs_cache other than auto/always/metadata/never
     snp_cpu_model: str = ""  # -cpu model of an SNP guest instead of "host" ("" = host)
+    tdx_qgs: str = "unix"  # one of TDX_QGS
+    confidential_nr_cpus: bool = True  # nr_cpus= on a confidential guest's command line
+    confidential_cpu_hotplug: bool = True  # -smp sockets=/maxcpus= for a confidential guest too
     tdx_kvm_type: bool = True  # kvm-type=tdx in the TDX -machine options
     confidential_objects: str = "loader"  # one of CONFIDENTIAL_OBJECTS
     confidential_memory_hotplug: bool = True  # -m with slots= and maxmem= for a confidential guest too
+    q35_firmware_nested_bridges: bool = False  # q35 + firmware: bridges are pcie-pci-bridges on root ports
     pcie_topology: str = "root_ports"  # one of PCIE_TOPOLOGIES
     rng_for_confidential_guest: bool = True  # virtio-rng also for a confidential guest
     balloon_for_reclaim: bool = False  # reclaim_guest_freed_memory adds a free-page-reporting virtio-balloon
@@ -65,6 +69,7 @@ class ConfigBehaviour:
     confidential_pins_max_vcpus: bool = True  # a confidential guest's default_maxvcpus = default_vcpus
     sev_snp_guest: bool = False  # the sev_snp_guest key picks SNP on an SNP host
     block_sector_sizes: bool = False  # block_device_{logical,physical}_sector_size read and checked
+    template_needs_initrd: bool = True  # factory.enable_template requires an initrd
     shared_fs_none: bool = False  # shared_fs = "none" is accepted (no shared-fs device, no daemon)
     virtio_fs_cache_default: str = "none"  # the qemu table's virtio_fs_cache when unset
     pcie_vfio_ports: bool = False  # hot_plug_vfio / cold_plug_vfio / pcie_switch_port keys, checkPCIeConfig
@@ -76,8 +81,11 @@ PCIE_TOPOLOGIES = ("root_ports", "vfio_ports")
 # TDX/SNP: "loader" (TDX: -device loader + -object tdx-guest,id=tdx; no SNP) or "json" (TDX: a JSON tdx-guest
 # object with its quote-generation socket, SNP: sev-snp-guest; both boot the firmware with -bios).
 CONFIDENTIAL_OBJECTS = ("loader", "json")
-CHOICES = {"confidential_objects": CONFIDENTIAL_OBJECTS, "pcie_topology": PCIE_TOPOLOGIES, "qmp": QMP_TRANSPORTS,
-           "virtiofsd_argv": VIRTIOFSD_ARGV, "nydusd_argv": NYDUSD_ARGV}
+# The TDX quote-generation socket: "unix" (/var/run/tdx-qgs/qgs.socket), or "vsock" (CID 2 port 4050: 4.1.0 falls
+# back to it when that socket does not exist; katatest assumes it does not, as on the vectors' host).
+TDX_QGS = ("unix", "vsock")
+CHOICES = {"tdx_qgs": TDX_QGS, "confidential_objects": CONFIDENTIAL_OBJECTS, "pcie_topology": PCIE_TOPOLOGIES,
+           "qmp": QMP_TRANSPORTS, "virtiofsd_argv": VIRTIOFSD_ARGV, "nydusd_argv": NYDUSD_ARGV}
 
 
 @dataclass(frozen=True)

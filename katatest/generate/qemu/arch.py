@@ -168,7 +168,7 @@ def console_devices(q: QemuArch, legacy: bool, path: str, nested_run: bool, sour
 
 
 def protection_devices(q: QemuArch, hv: HypervisorConfig, facts, src,
-                       objects: str = "loader") -> tuple[list[dev.Device], str]:
+                       objects: str = "loader", qgs: str = "unix") -> tuple[list[dev.Device], str]:
     """Kata's appendProtectionDevice: extra objects, and the -bios value that remains (``objects``:
     release.qemu.confidential_objects; a JSON TDX or an SNP object boots its firmware as -bios)."""
     firmware = hv.firmware_path
@@ -179,8 +179,8 @@ def protection_devices(q: QemuArch, hv: HypervisorConfig, facts, src,
         devices.append(dev.EPCObject(size=q.sgx_epc_size, sources=src("sgx_epc_size")))
     psrc = src("confidential_guest") + ("host.guest_protection",)
     if q.protection == "tdx" and objects == "json":
-        devices.append(dev.TDXJsonGuest(file=firmware, sources=psrc + src("firmware_path")
-                                        + ("release.qemu.confidential_objects",)))
+        devices.append(dev.TDXJsonGuest(file=firmware, qgs=qgs, sources=psrc + src("firmware_path")
+                                        + ("release.qemu.confidential_objects", "release.qemu.tdx_qgs")))
         return devices, firmware
     if q.protection == "snp":
         devices.append(dev.SNPGuest(file=firmware, cbitpos=facts.sev_cbitpos,

@@ -27,6 +27,7 @@ from katatest.kata.releases import Release, load_release
 VIRTIO_FS_TYPES = ("virtio-fs", "virtio-fs-nydus")
 SHARED_MOUNT_TAG = "kataShared"
 FALLBACK_FILE_BACKED_MEM_DIR = "/dev/shm"
+NESTED_BRIDGE_CHASSIS = 16  # chassis of the first root port hosting a nested pcie-pci-bridge
 Sources = tuple[str, ...]
 
 
@@ -55,7 +56,7 @@ def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None
         memory.sources += src("confidential_guest") + ("release.qemu.confidential_memory_hotplug",)
     memory.path = memory_path
 
-    devices = _base_devices(q, hv, facts, paths, nested_run, nested_src, src, new_id)
+    devices = _base_devices(q, hv, facts, paths, nested_run, nested_src, src, new_id, release)
     iothreads: list[str] = []
     if hv.block_device_driver == "virtio-scsi":
         iothread = f"iothread-{new_id()}" if hv.enable_io_threads else ""
@@ -72,7 +73,7 @@ def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None
                     path_sources=src("kernel_path"), initrd_sources=src("initrd_path"))
     kernel.params, kernel.params_sources = _kernel_command_line(q, cfg, facts, src, release)
 
-    protection, bios = protection_devices(q, hv, facts, src, release.qemu.confidential_objects)
+    protection, bios = protection_devices(q, hv, facts, src, release.qemu.confidential_objects, release.qemu.tdx_qgs)
     devices += protection
     behaviour = release.qemu
     if behaviour.rng_for_confidential_guest or not hv.confidential_guest:
@@ -99,8 +100,7 @@ def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None
                    else "host") + "," + hv.cpu_features,
         qmp_socket=paths.socket("qmp.sock"),
         memory=memory,
-        smp=SMP(hv.num_vcpus, 1, 1, hv.default_max_vcpus, hv.default_max_vcpus,
-                sources=src("num_vcpus") + src("default_max_vcpus")),
+        smp=_smp(hv, release, src),
         kernel=kernel,
         pidfile=f"{paths.vm_dir}/pid",
         devices=devices,
@@ -141,6 +141,16 @@ def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None
     return config
 
 
+def _smp(hv, release: Release, src) -> SMP:
+    """cpuTopology: sockets = maxcpus = default_maxvcpus, or no CPU hotplug for a confidential guest
+    (release.qemu.confidential_cpu_hotplug)."""
+    sources = src("num_vcpus") + src("default_max_vcpus")
+    if hv.confidential_guest and not release.qemu.confidential_cpu_hotplug:
+        return SMP(hv.num_vcpus, 1, 1, 0, 0,
+                   sources=sources + src("confidential_guest") + ("release.qemu.confidential_cpu_hotplug",))
+    return SMP(hv.num_vcpus, 1, 1, hv.default_max_vcpus, hv.default_max_vcpus, sources=sources)
+
+
 def _with_accelerators(options: str, accelerators: str) -> str:
     if not accelerators:
         return options
@@ -177,11 +187,19 @@ def _memory_knobs(hv, src) -> tuple[Knobs, str, bool]:
 
 
 def _base_devices(q: QemuArch, hv, facts: HostFacts, paths: SandboxPaths, nested_run: bool,
-                  nested_src: Sources, src, new_id) -> list[dev.Device]:
+                  nested_src: Sources, src, new_id, release: Release) -> list[dev.Device]:
     """Kata's buildDevices up to (not including) the SCSI controller."""
     devices: list[dev.Device] = []
     bus = q.bridge_bus()
-    if bus is not None:
+    if bus is not None and release.qemu.q35_firmware_nested_bridges and q.machine.type == "q35" and hv.firmware_path:
+        sources = src("default_bridges") + src("firmware_path") + ("release.qemu.q35_firmware_nested_bridges",)
+        for index in range(hv.default_bridges):
+            root_port = f"rp-pci-bridge-{index}"
+            devices.append(dev.PCIeRootPort(id=root_port, bus=bus, chassis=str(NESTED_BRIDGE_CHASSIS + index),
+                                            slot="0", addr=str(2 + index), bus_reserve="0x1", io_reserve="4k",
+                                            mem_reserve="1m", pref64_reserve="1m", sources=sources))
+            devices.append(dev.PCIePCIBridge(bus=root_port, id=f"pci-bridge-{index}", sources=sources))
+    elif bus is not None:
         for index in range(hv.default_bridges):
             devices.append(dev.PCIBridge(bus=bus, id=f"pci-bridge-{index}", chassis=index + 1, addr=2 + index,
                                          sources=src("default_bridges")))
@@ -288,7 +306,10 @@ def _kernel_command_line(q: QemuArch, cfg: KataConfig, facts: HostFacts, src,
     items = list(q.kernel_params.items)
     items += (q.debug if hv.debug else q.non_debug).items
     items.append((Param("panic", "1"), ("kata.fixed",)))
-    items.append((Param("nr_cpus", str(hv.default_max_vcpus)), src("default_max_vcpus")))
+    if release.qemu.confidential_nr_cpus or not hv.confidential_guest:
+        items.append((Param("nr_cpus", str(hv.default_max_vcpus)), src("default_max_vcpus")
+                      + (() if release.qemu.confidential_nr_cpus else
+                         src("confidential_guest") + ("release.qemu.confidential_nr_cpus",))))
     if release.qemu.guest_selinux_param:
         items.append((Param("selinux", "0" if hv.disable_guest_selinux else "1"),
                       src("disable_guest_selinux") + ("release.qemu.guest_selinux_param",)))

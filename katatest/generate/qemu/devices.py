@@ -182,14 +182,16 @@ class TDXJsonGuest(Device):
     """TDX as a JSON tdx-guest object with the QGS socket (the firmware goes to -bios)."""
 
     file: str = ""
+    qgs: str = "unix"  # release.qemu.tdx_qgs: the QGS unix socket, or vsock CID 2 port 4050
     qgs_socket: str = "/var/run/tdx-qgs/qgs.socket"
 
     def valid(self) -> bool:
         return bool(self.file)
 
     def params(self, transport: str) -> list[str]:
-        obj = {"qom-type": "tdx-guest", "id": "tdx",
-               "quote-generation-socket": {"type": "unix", "path": self.qgs_socket}}
+        socket = ({"type": "unix", "path": self.qgs_socket} if self.qgs == "unix"
+                  else {"type": "vsock", "cid": "2", "port": "4050"})
+        obj = {"qom-type": "tdx-guest", "id": "tdx", "quote-generation-socket": socket}
         return ["-object", json.dumps(obj, separators=(",", ":"))]
 
 
@@ -241,15 +243,33 @@ class PCIeRootPort(Device):
     slot: str = "0"
     mem_reserve: str = ""
     pref64_reserve: str = ""
+    addr: str = ""
+    bus_reserve: str = ""
+    io_reserve: str = ""
 
     def params(self, transport: str) -> list[str]:
         opts = [f"pcie-root-port,id={self.id}", f"bus={self.bus}", f"chassis={self.chassis}",
-                f"slot={self.slot}", "multifunction=off"]
+                f"slot={self.slot}", *([f"addr={self.addr}"] if self.addr else []), "multifunction=off"]
+        if self.bus_reserve:
+            opts.append(f"bus-reserve={self.bus_reserve}")
         if self.pref64_reserve:
             opts.append(f"pref64-reserve={self.pref64_reserve}")
         if self.mem_reserve:
             opts.append(f"mem-reserve={self.mem_reserve}")
+        if self.io_reserve:
+            opts.append(f"io-reserve={self.io_reserve}")
         return ["-device", ",".join(opts)]
+
+
+@dataclass
+class PCIePCIBridge(Device):
+    """A pcie-pci-bridge nested on its own pcie-root-port (q35 with firmware)."""
+
+    bus: str = ""
+    id: str = ""
+
+    def params(self, transport: str) -> list[str]:
+        return ["-device", f"pcie-pci-bridge,bus={self.bus},id={self.id}"]
 
 
 @dataclass
