@@ -39,7 +39,8 @@ class Command:
 
 
 COMMANDS = (
-    Command("render", "print the argv Kata 3.0.0 would launch", "katatest.cli.render", "register_render"),
+    Command("render", "print the argv Kata (3.0.0, or --kata-version) would launch", "katatest.cli.render",
+            "register_render"),
     Command("explain", "the argv annotated with the keys/facts that produced each argument",
             "katatest.cli.render", "register_explain"),
     Command("boot", "boot a Kata config's generated argv and run a command in the guest", "katatest.cli.boot",

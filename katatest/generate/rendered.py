@@ -19,6 +19,9 @@ class Rendered:
     # JSON pointer (e.g. "/memory/size") -> config keys / host facts that produced the field.
     vmconfig_sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
     release: str = "3.0.0"  # the Kata release whose behaviour was reproduced (katatest.kata.releases)
+    # Arguments another release would pass and this one leaves out, with the release behaviour that drops them
+    # (e.g. -daemonize <- release.qemu.daemonize): what ``katatest diff-releases`` attributes a removal to.
+    omitted: list[Arg] = field(default_factory=list)
 
     @property
     def binary(self) -> str:

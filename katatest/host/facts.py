@@ -67,6 +67,9 @@ class HostFacts:
     netns: str = ""
     workload_cpus: int = 0
     workload_mem_mib: int = 0
+    # The QEMU binary the config names exists. Never probed (like image_size without a file): the vectors' host
+    # had /usr/bin/qemu-system-x86_64 and -aarch64; releases that stat() it reject a config when this is False.
+    qemu_binary: bool = True
 
     def __post_init__(self) -> None:
         for name, (low, high) in FACT_BOUNDS.items():

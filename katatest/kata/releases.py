@@ -69,6 +69,7 @@ class ConfigBehaviour:
     confidential_pins_max_vcpus: bool = True  # a confidential guest's default_maxvcpus = default_vcpus
     sev_snp_guest: bool = False  # the sev_snp_guest key picks SNP on an SNP host
     block_sector_sizes: bool = False  # block_device_{logical,physical}_sector_size read and checked
+    qemu_path_must_exist: bool = False  # CreateVM rejects a QEMU binary that does not exist (host.qemu_binary)
     template_needs_initrd: bool = True  # factory.enable_template requires an initrd
     shared_fs_none: bool = False  # shared_fs = "none" is accepted (no shared-fs device, no daemon)
     virtio_fs_cache_default: str = "none"  # the qemu table's virtio_fs_cache when unset

@@ -80,6 +80,8 @@ def new_arch(arch: str, hv: HypervisorConfig, guest_protection: str, src, behavi
     msrc = src("hypervisor_machine_type")
     if arch == "amd64":
         options = "accel=kvm,kernel_irqchip=on" if behaviour.kernel_irqchip else "accel=kvm"
+        if not behaviour.kernel_irqchip:
+            msrc += ("release.qemu.kernel_irqchip",)
         if hv.iommu or hv.confidential_guest:
             options = "accel=kvm,kernel_irqchip=split"
             msrc += src("iommu") + src("confidential_guest")

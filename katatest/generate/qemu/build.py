@@ -6,9 +6,10 @@ import secrets
 import uuid
 from collections.abc import Callable
 
+from katatest.errors import ConfigError
 from katatest.generate.kernel_params import serialize_params
 from katatest.generate.paths import SandboxPaths, sandbox_paths
-from katatest.generate.provenance import FieldSources
+from katatest.generate.provenance import Arg, FieldSources
 from katatest.generate.qemu import devices as dev
 from katatest.generate.qemu.arch import (
     QemuArch,
@@ -37,7 +38,7 @@ def random_hex_id() -> str:
 
 
 def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None = None,
-                      new_id: Callable[[], str] = random_hex_id) -> QemuConfig:
+                      new_id: Callable[[], str] = random_hex_id, source: str = "") -> QemuConfig:
     """Build the QEMU model exactly as Kata ``release`` (default 3.0.0) would for this config and host."""
     release = release or load_release()
     hv = cfg.hypervisor
@@ -91,6 +92,9 @@ def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None
 
     vm_src = ("host.sandbox_id", "host.rootless", "host.xdg_runtime_dir")
     qemu_path = hv.hypervisor_path or q.qemu_path
+    if release.config.qemu_path_must_exist and not facts.qemu_binary:  # qemuPath()'s os.Stat
+        raise ConfigError(f"{hypervisor('qemu').table}.path", f"QEMU path ({qemu_path}) does not exist "
+                          "(host fact --no-qemu-binary; release.config.qemu_path_must_exist)", source)
     config = QemuConfig(
         path=qemu_path,
         name=f"sandbox-{facts.sandbox_id}",
@@ -110,6 +114,7 @@ def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None
         iothreads=iothreads + indep,
         incoming_defer=incoming,
         log_file=f"{paths.vm_dir}/qemu.log" if hv.debug and release.qemu.debug_log else "",
+        omitted=_omitted(hv, release),
         seccomp_sandbox=hv.seccomp_sandbox,
         transport=q.transport,
         dimm_supported=q.machine.type != "microvm",
@@ -139,6 +144,19 @@ def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None
         "extra_monitor": src("debug") + src("extra_monitor_socket") + ("release.config.extra_monitor_socket",),
     }
     return config
+
+
+def _omitted(hv, release: Release) -> list[Arg]:
+    """Arguments of other releases this one leaves out for this config, with the behaviour that drops them."""
+    omitted = [] if release.qemu.daemonize else [Arg("-daemonize", ("release.qemu.daemonize",))]
+    if hv.debug and not release.qemu.debug_log:
+        omitted.append(Arg("-D", ("release.qemu.debug_log", "hypervisor.qemu.enable_debug")))
+    if hv.confidential_guest and not release.qemu.rng_for_confidential_guest:
+        omitted.append(Arg("rng-random", ("release.qemu.rng_for_confidential_guest",
+                                          "hypervisor.qemu.confidential_guest")))
+        omitted.append(Arg("virtio-rng", ("release.qemu.rng_for_confidential_guest",
+                                          "hypervisor.qemu.confidential_guest")))
+    return omitted
 
 
 def _smp(hv, release: Release, src) -> SMP:

@@ -18,9 +18,9 @@ from katatest.kata.validate import check_qemu_launch
 def render_qemu(doc: dict[str, Any], facts: HostFacts, source: str, release: Release) -> Rendered:
     """Render what Kata ``release`` launches for a QEMU sandbox: QEMU argv and shared-fs daemon argv."""
     cfg = load_kata_config(doc, facts, source, release)
-    model = build_qemu_config(cfg, facts, release)
+    model = build_qemu_config(cfg, facts, release, source=source)
     check_qemu_launch(cfg, source)  # govmm's LaunchQemu, once the model is built
     argv, daemon = render_argv(model), daemon_argv(cfg, facts, behaviour=release.qemu, source=source)
     check_exec_safe(argv, source)
     check_exec_safe(daemon or [], source)
-    return Rendered(hypervisor="qemu", argv=argv, daemon=daemon, release=release.version)
+    return Rendered(hypervisor="qemu", argv=argv, daemon=daemon, release=release.version, omitted=model.omitted)
