@@ -64,9 +64,9 @@ def test_unknown_release_names_the_known_ones() -> None:
 
 def test_cli_release_flag(capsys: pytest.CaptureFixture[str]) -> None:
     flags = shlex.split((NAMED / "default.flags").read_text())
-    assert main(["render", str(NAMED / "default.toml"), *flags, "--release", "3.0.0"]) == 0
+    assert main(["render", str(NAMED / "default.toml"), *flags, "--kata-version", "3.0.0"]) == 0
     capsys.readouterr()
-    assert main(["render", str(NAMED / "default.toml"), *flags, "--release", "9"]) == 2
+    assert main(["render", str(NAMED / "default.toml"), *flags, "--kata-version", "9"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err == "katatest: unknown Kata release '9' (known: 3.0.0, 3.30.0, 4.1.0)\n"
 
