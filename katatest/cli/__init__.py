@@ -49,6 +49,8 @@ COMMANDS = (
             "register_doctor"),
     Command("assets", "build, inspect or remove the cached guest kernel/initrd/image", "katatest.assets.cli",
             "register_assets"),
+    Command("diff-releases", "every QEMU and daemon argv difference of one config between two Kata releases",
+            "katatest.cli.diff_releases", "register_diff_releases"),
     Command("lint", "find arguments QEMU would parse differently from what the config meant",
             "katatest.cli.lint", "register_lint"),
     Command("report", "merge shard reports or re-render the HTML matrix", "katatest.report.cli",

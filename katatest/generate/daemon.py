@@ -61,3 +61,11 @@ def daemon_argv(cfg: KataConfig, facts: HostFacts, nydusd_socket: str = "vhost-f
         return None
     args += [Arg(extra, extra_src) for extra in hv.virtio_fs_extra_args]
     return args
+
+
+def daemon_omitted(cfg: KataConfig, behaviour: QemuBehaviour) -> list[Arg]:
+    """The C virtiofsd's arguments a Rust-virtiofsd release leaves out (Rendered.omitted)."""
+    if cfg.hypervisor.shared_fs != "virtio-fs" or behaviour.virtiofsd_argv != "rust":
+        return []
+    rust = ("release.qemu.virtiofsd_argv",)
+    return [Arg("-o", rust), Arg("no_posix_lock", rust), Arg("-f", rust)]

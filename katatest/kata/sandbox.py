@@ -57,6 +57,9 @@ def prepare_sandbox(cfg: KataConfig, facts: HostFacts, source: str = "", pin_con
     max_vcpus = max_vcpus_for_arch(facts.arch)
     if hv.default_max_vcpus == 0 or hv.default_max_vcpus > max_vcpus:
         hv.default_max_vcpus = max_vcpus
+    if not pin_confidential_vcpus and hv.confidential_guest:
+        cfg.sources["hypervisor.default_max_vcpus"] = cfg.sources.get("hypervisor.default_max_vcpus", ()) + (
+            f"{where}.confidential_guest", "release.config.confidential_pins_max_vcpus")
     if pin_confidential_vcpus and hv.confidential_guest and hv.num_vcpus != hv.default_max_vcpus:
         hv.default_max_vcpus = hv.num_vcpus
         cfg.sources["hypervisor.default_max_vcpus"] = cfg.sources.get("hypervisor.default_max_vcpus", ()) + (

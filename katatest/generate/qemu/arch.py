@@ -51,6 +51,7 @@ class QemuArch:
     protection: str = "none"
     sgx_epc_size: int = 0
     transport: str = PCI
+    nvdimm_sources: Sources = ()  # the release behaviour that made the nvdimm read-only, if one did
     blk_scsi_off: bool = True  # release.qemu.virtio_blk_scsi_off
     dax: bool = True  # rootflags=dax on an nvdimm root
     dax_sources: Sources = ()
@@ -113,6 +114,8 @@ def new_arch(arch: str, hv: HypervisorConfig, guest_protection: str, src, behavi
                      KernelParamList(), KernelParamList(), hv.disable_image_nvdimm,
                      nvdimm_readonly=behaviour.arm64_nvdimm_readonly, dax=behaviour.arm64_dax,
                      dax_sources=("release.qemu.arm64_dax",) if not behaviour.arm64_dax else (),
+                     nvdimm_sources=("release.qemu.arm64_nvdimm_readonly",) if behaviour.arm64_nvdimm_readonly
+                     else (),
                      memory_offset=behaviour.arm64_memory_offset,
                      memory_offset_sources=("release.qemu.arm64_memory_offset",) if behaviour.arm64_memory_offset
                      else ())
@@ -148,6 +151,9 @@ def _handle_image_path(q: QemuArch, hv: HypervisorConfig, src) -> None:
     # rootfs_type is a source only where the release reads it (the loader recorded it)
     rootfs_src = src("rootfs_type") if "hypervisor.rootfs_type" in src.sources else ()
     root_src = src("image_path") + src("disable_image_nvdimm") + rootfs_src
+    nvdimm_src = src("disable_image_nvdimm")
+    if q.disable_nvdimm and any(s.startswith("release.") for s in nvdimm_src):
+        q.machine.sources += nvdimm_src  # a release turned the nvdimm (and nvdimm=on) off
     if not q.disable_nvdimm:
         q.machine.options = ",".join([q.machine.options, "nvdimm=on"])
         q.machine.sources += src("image_path") + src("disable_image_nvdimm")

@@ -238,7 +238,7 @@ def _image_device(q: QemuArch, hv, facts: HostFacts, nested_run: bool, nested_sr
     if not q.disable_nvdimm:
         return dev.NvdimmImage(mem_path=hv.image_path, size=facts.image_size,
                                readonly=q.nvdimm_readonly,
-                               sources=image_src + ("host.image_size",))
+                               sources=image_src + ("host.image_size",) + q.nvdimm_sources)
     image_id = f"image-{new_id()}"[:31]
     return dev.BlockDevice(id=image_id, file=hv.image_path, disable_modern=nested_run, share_rw=True,
                            readonly=True, scsi_off=q.blk_scsi_off,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from katatest.generate.daemon import daemon_argv
+from katatest.generate.daemon import daemon_argv, daemon_omitted
 from katatest.generate.provenance import check_exec_safe
 from katatest.generate.qemu.argv import render_argv
 from katatest.generate.qemu.build import build_qemu_config
@@ -23,4 +23,5 @@ def render_qemu(doc: dict[str, Any], facts: HostFacts, source: str, release: Rel
     argv, daemon = render_argv(model), daemon_argv(cfg, facts, behaviour=release.qemu, source=source)
     check_exec_safe(argv, source)
     check_exec_safe(daemon or [], source)
-    return Rendered(hypervisor="qemu", argv=argv, daemon=daemon, release=release.version, omitted=model.omitted)
+    omitted = model.omitted + daemon_omitted(cfg, release.qemu)
+    return Rendered(hypervisor="qemu", argv=argv, daemon=daemon, release=release.version, omitted=omitted)
