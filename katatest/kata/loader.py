@@ -26,6 +26,7 @@ from katatest.kata.getters import (
     default_max_vcpus,
     default_mem_size,
     default_vcpus,
+    default_vcpus_float,
     deserialize_params,
 )
 from katatest.kata.hypervisor_config import (
@@ -151,7 +152,9 @@ def _common(h: _Table, ld: _Loading) -> HypervisorConfig:
         kernel_path=h["kernel"] or d.DEFAULT_KERNEL_PATH,
         firmware_path=h["firmware"] or d.DEFAULT_FIRMWARE_PATH,
         kernel_params=deserialize_params(h["kernel_params"] or d.DEFAULT_KERNEL_PARAMS),
-        num_vcpus=default_vcpus(h["default_vcpus"], facts.host_cpus, facts.arch),
+        num_vcpus=(default_vcpus_float(h["default_vcpus"], facts.host_cpus, facts.arch)
+                   if ld.release.config.default_vcpus_float
+                   else default_vcpus(h["default_vcpus"], facts.host_cpus, facts.arch)),
         default_max_vcpus=default_max_vcpus(h["default_maxvcpus"], facts.host_cpus, facts.arch),
         memory_size=default_mem_size(h["default_memory"]),
         mem_slots=h["memory_slots"] or d.DEFAULT_MEM_SLOTS,
@@ -642,7 +645,13 @@ def load_configuration(doc: dict[str, Any], facts: HostFacts, source: str = "",
     ld = _Loading(facts, source, release or load_release())
     if not isinstance(doc, dict):
         raise ld.fail("", "the configuration must be a TOML table")
-    hv_tables = _named_tables(doc, "hypervisor", HYPERVISOR_KEYS, source)
+    keys = HYPERVISOR_KEYS
+    if ld.release.config.default_vcpus_float:  # NumVCPUsF: a float32 default_vcpus
+        keys = {**HYPERVISOR_KEYS, "default_vcpus": "float32"}
+    hv_tables = _named_tables(doc, "hypervisor", keys, source)
+    for t in hv_tables:
+        if t.values.get("default_vcpus") != t.values.get("default_vcpus"):  # NaN
+            raise ld.fail(t.key("default_vcpus"), "not a number (nan)")
     agent_tables = _named_tables(doc, "agent", AGENT_KEYS, source)
     runtime_table = _Table("runtime", read_table(_table(doc, "runtime", source), RUNTIME_KEYS))
     factory_table = _Table("factory", read_table(_table(doc, "factory", source), FACTORY_KEYS))

@@ -68,6 +68,7 @@ class ConfigBehaviour:
     rootfs_type: bool = False  # the rootfs_type key (ext4 | xfs | erofs) shapes root= / rootflags= / rootfstype=
     confidential_pins_max_vcpus: bool = True  # a confidential guest's default_maxvcpus = default_vcpus
     sev_snp_guest: bool = False  # the sev_snp_guest key picks SNP on an SNP host
+    default_vcpus_float: bool = False  # default_vcpus is a float32 (rounded up to whole vCPUs)
     block_sector_sizes: bool = False  # block_device_{logical,physical}_sector_size read and checked
     qemu_path_must_exist: bool = False  # CreateVM rejects a QEMU binary that does not exist (host.qemu_binary)
     template_needs_initrd: bool = True  # factory.enable_template requires an initrd

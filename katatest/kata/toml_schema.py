@@ -10,7 +10,7 @@ from typing import Any
 
 from katatest.kata.tomlconf import Section
 
-# toml key -> Go type ("str", "bool", "strs" or an integer type name understood by Section.int).
+# toml key -> Go type ("str", "bool", "strs", "float32" or an integer type name understood by Section.int).
 HYPERVISOR_KEYS: dict[str, str] = {
     "path": "str",
     "jailer_path": "str",
@@ -150,6 +150,8 @@ def read_table(section: Section, keys: dict[str, str]) -> dict[str, Any]:
             values[name] = section.bool(name)
         elif gotype == "strs":
             values[name] = section.strs(name)
+        elif gotype == "float32":
+            values[name] = section.float(name)
         else:
             values[name] = section.int(name, gotype)
     return values
