@@ -58,3 +58,22 @@ def test_extra_monitor_socket_needs_debug_and_a_known_protocol() -> None:
     assert "-monitor" not in quiet
     with pytest.raises(KatatestError, match="extra_monitor_socket: invalid hypervisor extra monitor socket 'x'"):
         render_doc(_with(extra_monitor_socket="x"), FACTS, "", release="4.1.0")
+
+
+def _snp(**keys: object) -> list[str]:
+    facts = dataclasses.replace(FACTS, guest_protection="sev")
+    doc = _with(confidential_guest=True, sev_snp_guest=True, firmware="/usr/share/ovmf/OVMF.fd", **keys)
+    argv = render_doc(doc, facts, str(DEFAULT), release="4.1.0").argv_values()
+    return [a for a in argv if a.startswith("sev-snp-guest,")]
+
+
+def test_snp_policy_and_id_block() -> None:
+    assert _snp() == ["sev-snp-guest,id=snp,cbitpos=47,reduced-phys-bits=1,kernel-hashes=on"]
+    assert _snp(snp_guest_policy=0) == ["sev-snp-guest,id=snp,cbitpos=47,reduced-phys-bits=1,kernel-hashes=on,"
+                                        "policy=0"]
+    assert _snp(snp_id_block="QkxL", snp_id_auth="QVVUSA==", snp_guest_policy=196608) == [
+        "sev-snp-guest,id=snp,cbitpos=47,reduced-phys-bits=1,kernel-hashes=on,id-block=QkxL,id-auth=QVVUSA==,"
+        "policy=196608"]
+    with pytest.raises(KatatestError, match=r"hypervisor\.qemu\.snp_id_block: specifying snp_id_block without "
+                                            r"snp_id_auth is not allowed"):
+        _snp(snp_id_block="QkxL")

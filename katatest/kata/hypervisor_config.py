@@ -116,6 +116,9 @@ class HypervisorConfig:
     hot_plug_vfio: str = "no-port"  # release.config.pcie_vfio_ports
     cold_plug_vfio: str = "no-port"
     pcie_switch_port: int = 0  # uint32
+    snp_id_block: str = ""  # base64 ID block of the SNP guest (release.config.sev_snp_guest)
+    snp_id_auth: str = ""  # base64 ID authentication structure
+    snp_guest_policy: int | None = None  # uint64 policy; None: QEMU's default
     sev_snp_guest: bool = False  # SNP instead of SEV on an SNP host (release.config.sev_snp_guest)
     rootfs_type: str = "ext4"  # ext4 | xfs | erofs (release.config.rootfs_type)
     extra_monitor_socket: str = ""  # hmp | qmp | qmp-pretty (release.config.extra_monitor_socket)

@@ -243,7 +243,9 @@ def _qemu(h: _Table, ld: _Loading) -> HypervisorConfig:
     if ld.release.config.block_sector_sizes:
         _check_sector_sizes(h, ld)
     if ld.release.config.sev_snp_guest:
-        _set(hv, h, ld, sev_snp_guest=(h["sev_snp_guest"], "sev_snp_guest"))
+        _set(hv, h, ld, sev_snp_guest=(h["sev_snp_guest"], "sev_snp_guest"),
+             snp_id_block=(h["snp_id_block"], "snp_id_block"), snp_id_auth=(h["snp_id_auth"], "snp_id_auth"),
+             snp_guest_policy=(h["snp_guest_policy"], "snp_guest_policy"))
     aio = _block_device_aio(h, ld)
     shared_fs = _shared_fs(h, ld)
     if shared_fs in ("virtio-fs", "virtio-fs-nydus"):

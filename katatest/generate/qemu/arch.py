@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from katatest.errors import ConfigError
 from katatest.generate.kernel_params import root_params
 from katatest.generate.qemu import devices as dev
 from katatest.generate.qemu.model import Machine, Memory
@@ -176,7 +177,7 @@ def console_devices(q: QemuArch, legacy: bool, path: str, nested_run: bool, sour
 
 
 def protection_devices(q: QemuArch, hv: HypervisorConfig, facts, src,
-                       objects: str = "loader", qgs: str = "unix") -> tuple[list[dev.Device], str]:
+                       objects: str = "loader", qgs: str = "unix", source: str = "") -> tuple[list[dev.Device], str]:
     """Kata's appendProtectionDevice: extra objects, and the -bios value that remains (``objects``:
     release.qemu.confidential_objects; a JSON TDX or an SNP object boots its firmware as -bios)."""
     firmware = hv.firmware_path
@@ -191,8 +192,13 @@ def protection_devices(q: QemuArch, hv: HypervisorConfig, facts, src,
                                         + ("release.qemu.confidential_objects", "release.qemu.tdx_qgs")))
         return devices, firmware
     if q.protection == "snp":
-        devices.append(dev.SNPGuest(file=firmware, cbitpos=facts.sev_cbitpos,
+        if bool(hv.snp_id_block) != bool(hv.snp_id_auth):
+            given, missing = ("snp_id_block", "snp_id_auth") if hv.snp_id_block else ("snp_id_auth", "snp_id_block")
+            raise ConfigError(src(given)[0], f"specifying {given} without {missing} is not allowed", source)
+        devices.append(dev.SNPGuest(file=firmware, cbitpos=facts.sev_cbitpos, id_block=hv.snp_id_block,
+                                    id_auth=hv.snp_id_auth, policy=hv.snp_guest_policy,
                                     sources=psrc + src("firmware_path") + src("sev_snp_guest")
+                                    + src("snp_id_block") + src("snp_id_auth") + src("snp_guest_policy")
                                     + ("host.sev_cbitpos", "release.qemu.confidential_objects")))
         return devices, firmware
     if q.protection == "tdx":

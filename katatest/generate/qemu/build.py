@@ -74,7 +74,8 @@ def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None
                     path_sources=src("kernel_path"), initrd_sources=src("initrd_path"))
     kernel.params, kernel.params_sources = _kernel_command_line(q, cfg, facts, src, release)
 
-    protection, bios = protection_devices(q, hv, facts, src, release.qemu.confidential_objects, release.qemu.tdx_qgs)
+    protection, bios = protection_devices(q, hv, facts, src, release.qemu.confidential_objects, release.qemu.tdx_qgs,
+                                          source)
     devices += protection
     behaviour = release.qemu
     if behaviour.rng_for_confidential_guest or not hv.confidential_guest:

@@ -200,13 +200,23 @@ class SNPGuest(Device):
     file: str = ""
     cbitpos: int = 0
     reduced_phys_bits: int = 1  # hard-coded by Kata since 3.x
+    id_block: str = ""
+    id_auth: str = ""
+    policy: int | None = None
 
     def valid(self) -> bool:
         return bool(self.file) and self.cbitpos != 0
 
     def params(self, transport: str) -> list[str]:
-        return ["-object", f"sev-snp-guest,id=snp,cbitpos={self.cbitpos},reduced-phys-bits={self.reduced_phys_bits},"
-                "kernel-hashes=on"]
+        obj = [f"sev-snp-guest,id=snp,cbitpos={self.cbitpos},reduced-phys-bits={self.reduced_phys_bits}",
+               "kernel-hashes=on"]
+        if self.id_block:
+            obj.append(f"id-block={self.id_block}")
+        if self.id_auth:
+            obj.append(f"id-auth={self.id_auth}")
+        if self.policy is not None:
+            obj.append(f"policy={self.policy}")
+        return ["-object", ",".join(obj)]
 
 
 @dataclass
