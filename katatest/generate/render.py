@@ -10,7 +10,7 @@ from katatest.generate.rendered import Rendered
 from katatest.host.facts import HostFacts
 from katatest.kata.hypervisors import HYPERVISORS, NAMES, by_section
 from katatest.kata.hypervisors import hypervisor as _hypervisor
-from katatest.kata.releases import DEFAULT_RELEASE, load_release
+from katatest.kata.releases import DEFAULT_RELEASE, known_releases, load_release
 from katatest.kata.tomlconf import load_toml
 
 
@@ -51,7 +51,9 @@ def render_doc(doc: dict[str, Any], facts: HostFacts, source: str = "", hypervis
     kata = load_release(release)
     name = hypervisor_of(doc, source, hypervisor)
     if name not in kata.hypervisors:
-        raise ConfigError("hypervisor", f"Kata {kata.version} does not drive {name}", source)
+        modelled = [v for v in known_releases() if name in load_release(v).hypervisors]
+        raise ConfigError("hypervisor", f"Kata {kata.version} does not drive {name} here: katatest models {name} "
+                          f"for Kata {', '.join(modelled) or 'no release'} only (--kata-version)", source)
     return _hypervisor(name).render_function()(doc, facts, source, kata)
 
 
