@@ -6,8 +6,11 @@ from katatest.conformance.vectors import EXPECTATION_SUFFIXES, discover
 from tests.conformance_files import DATA, GOLDEN, NET_GOLDENS, NET_SUITE
 
 CONSUMED_SUFFIXES = (".toml", ".flags", *EXPECTATION_SUFFIXES)
-# a release's shipped configs (no vectors of their own): tests/test_launch_releases.py reads them
-SHIPPED_CONFIGS = "base"
+
+
+def _shipped(path) -> bool:
+    """A release's shipped config (``<set>/base/``), rendered by tests/test_conformance_releases.py."""
+    return path.parent.name == "base" and path.name.startswith("configuration-qemu-")
 
 
 def test_every_vector_file_belongs_to_a_vector():
@@ -17,14 +20,14 @@ def test_every_vector_file_belongs_to_a_vector():
         owned = {f for v in vectors for f in v.files() if f.name[len(v.name):] in CONSUMED_SUFFIXES}
         for path in suite_dir.rglob("*"):
             documentation = path.parent == suite_dir and path.suffix == ".md"  # README.md, HOST-FACTS.md
-            shipped = path.parent.name == SHIPPED_CONFIGS and path.suffix == ".toml"
-            if path.is_file() and not documentation and not shipped and path not in owned:
+            if path.is_file() and not documentation and path not in owned and not _shipped(path):
                 unused.append(str(path.relative_to(DATA)))
     assert not unused, f"data files no test reads: {unused}"
 
 
 def test_every_vector_has_an_expectation():
-    missing = [v.id for suite in ("kata-3.0.0", "kata-3.0.0-clh", "kata-3.0.0-fc", "kata-3.0.0-net")
+    missing = [v.id for suite in ("kata-3.0.0", "kata-3.0.0-clh", "kata-3.0.0-fc", "kata-3.0.0-net", "kata-3.30.0",
+                                  "kata-4.1.0")
                for v in discover(DATA, suite) if not (v.file(".argv").exists() or v.file(".err").exists())]
     assert not missing
 

@@ -29,17 +29,34 @@ DEBUG = NAMED / "debug_hypervisor.toml"
 GENERATORS = ROOT / "katatest" / "generate"
 
 
-def test_3_0_0_is_the_only_and_default_release() -> None:
-    assert known_releases() == ["3.0.0"] and releases.DEFAULT_RELEASE == "3.0.0"
+def test_3_0_0_is_the_default_release() -> None:
+    assert known_releases() == ["3.0.0", "3.30.0", "4.1.0"] and releases.DEFAULT_RELEASE == "3.0.0"
     kata = load_release()
     assert kata == Release("3.0.0", ("qemu", "clh", "fc", "acrn"),
                            QemuBehaviour(daemonize=True, qmp="socket", kernel_irqchip=True, debug_log=True))
     assert set(kata.hypervisors) <= set(NAMES)
 
 
+def test_later_releases_drive_qemu_only() -> None:
+    for version in ("3.30.0", "4.1.0"):
+        kata = load_release(version)
+        assert kata.hypervisors == ("qemu",)
+        assert not kata.qemu.daemonize and kata.qemu.qmp == "fd" and kata.qemu.vsock_fd == 4
+    assert not load_release("3.30.0").qemu.pcie_root_bus_pin and load_release("4.1.0").qemu.pcie_root_bus_pin
+
+
+def test_a_later_release_refuses_clh() -> None:
+    clh = ROOT / "tests" / "data" / "conformance" / "kata-3.0.0-clh" / "named"
+    toml = sorted(clh.glob("*.toml"))[0]
+    facts, _ = parse_flags(toml.with_suffix(".flags").read_text())
+    render_file(toml, facts)
+    with pytest.raises(KatatestError, match=r"Kata 4\.1\.0 does not drive clh"):
+        render_file(toml, facts, release="4.1.0")
+
+
 def test_unknown_release_names_the_known_ones() -> None:
     facts, _ = parse_flags((NAMED / "default.flags").read_text())
-    with pytest.raises(KatatestError, match=r"unknown Kata release '2\.9\.9' \(known: 3\.0\.0\)"):
+    with pytest.raises(KatatestError, match=r"unknown Kata release '2\.9\.9' \(known: 3\.0\.0, 3\.30\.0, 4\.1\.0\)"):
         render_file(NAMED / "default.toml", facts, release="2.9.9")
     with pytest.raises(KatatestError, match="unknown Kata release"):
         load_release("../base/configuration-qemu-amd64")
@@ -47,11 +64,11 @@ def test_unknown_release_names_the_known_ones() -> None:
 
 def test_cli_release_flag(capsys: pytest.CaptureFixture[str]) -> None:
     flags = shlex.split((NAMED / "default.flags").read_text())
-    assert main(["render", str(NAMED / "default.toml"), *flags, "--release", "3.0.0"]) == 0
+    assert main(["render", str(NAMED / "default.toml"), *flags, "--kata-version", "3.0.0"]) == 0
     capsys.readouterr()
-    assert main(["render", str(NAMED / "default.toml"), *flags, "--release", "9"]) == 2
+    assert main(["render", str(NAMED / "default.toml"), *flags, "--kata-version", "9"]) == 2
     out, err = capsys.readouterr()
-    assert out == "" and err == "katatest: unknown Kata release '9' (known: 3.0.0)\n"
+    assert out == "" and err == "katatest: unknown Kata release '9' (known: 3.0.0, 3.30.0, 4.1.0)\n"
 
 
 def _argv(behaviour: QemuBehaviour) -> list[str]:
@@ -82,12 +99,14 @@ def test_every_qmp_transport_a_release_may_name_is_implemented() -> None:
     ('version = "x"\nhypervisors = ["qemu"]\n[qemu]\ndaemonize = true\nqmp = "socket"\nkernel_irqchip = true\n'
      'debug_log = true\nextra = 1\n', "qemu: unknown keys extra"),
     ('version = "x"\nhypervisors = ["dragonball"]\n[qemu]\n', "hypervisors: unknown"),
-    ('version = "x"\nhypervisors = ["qemu"]\n[qemu]\ndaemonize = true\nqmp = "fd"\nkernel_irqchip = true\n'
-     'debug_log = true\n', "qemu.qmp: 'fd' is not implemented"),
+    ('version = "x"\nhypervisors = ["qemu"]\n[qemu]\ndaemonize = true\nqmp = "pipe"\nkernel_irqchip = true\n'
+     'debug_log = true\n', "qemu.qmp: 'pipe' is not implemented"),
     ('version = "x"\nhypervisors = ["qemu"]\n[qemu]\ndaemonize = 1\nqmp = "socket"\nkernel_irqchip = true\n'
      'debug_log = true\n', "daemonize must be a bool"),
-    ('version = "y"\nhypervisors = ["qemu"]\n[qemu]\ndaemonize = true\nqmp = "socket"\nkernel_irqchip = true\n'
-     'debug_log = true\n', "does not match the file name"),
+    ((releases.RELEASES_DIR / "3.0.0.toml").read_text().replace('version = "3.0.0"', 'version = "y"'),
+     "does not match the file name"),
+    ((releases.RELEASES_DIR / "3.0.0.toml").read_text().replace('nydusd_argv = "plain"', 'nydusd_argv = "x"'),
+     "qemu.nydusd_argv: 'x' is not implemented"),
 ])
 def test_a_bad_release_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str,
                                      problem: str) -> None:

@@ -39,7 +39,8 @@ class Command:
 
 
 COMMANDS = (
-    Command("render", "print the argv Kata 3.0.0 would launch", "katatest.cli.render", "register_render"),
+    Command("render", "print the argv Kata (3.0.0, or --kata-version) would launch", "katatest.cli.render",
+            "register_render"),
     Command("explain", "the argv annotated with the keys/facts that produced each argument",
             "katatest.cli.render", "register_explain"),
     Command("boot", "boot a Kata config's generated argv and run a command in the guest", "katatest.cli.boot",
@@ -48,6 +49,8 @@ COMMANDS = (
             "register_doctor"),
     Command("assets", "build, inspect or remove the cached guest kernel/initrd/image", "katatest.cli.assets",
             "register_assets"),
+    Command("diff-releases", "every QEMU and daemon argv difference of one config between two Kata releases",
+            "katatest.cli.diff_releases", "register_diff_releases"),
     Command("lint", "find arguments QEMU would parse differently from what the config meant",
             "katatest.cli.lint", "register_lint"),
     Command("report", "merge shard reports or re-render the HTML matrix", "katatest.cli.report",

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from katatest.cli.facts import config_facts
+from katatest.cli.kata_version import add_kata_version_flag
 from katatest.host.flags import add_fact_flags
 from katatest.kata.tomlconf import load_toml
 
@@ -32,7 +33,8 @@ def cmd_boot(args: argparse.Namespace) -> int:
     facts = config_facts(args, document, detect=True)
     try:  # before assets: a missing QEMU must not wait for a kernel build to be reported
         preview = facts.with_overrides(sandbox_id="kt" + "1" * 14)  # short, like boot_guest's ids
-        check_bootable(render_doc(document, preview, Path(args.config).stem), host, preview)
+        check_bootable(render_doc(document, preview, Path(args.config).stem, release=args.kata_version), host,
+                       preview)
     except VmmMissing:
         raise  # exit 2: the user's setup is wrong, not this host's capabilities
     except CannotBoot as why:
@@ -45,7 +47,7 @@ def cmd_boot(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="katatest-boot-") as run_root:
         try:
             with boot_guest(document, facts, host=host, assets=assets, accel=accel, run_root=run_root,
-                            name=Path(args.config).stem) as guest:
+                            name=Path(args.config).stem, release=args.kata_version) as guest:
                 for override in guest.plan.overrides:
                     print(f"override {override.kind}: {' '.join(override.before)!r} -> "
                           f"{' '.join(override.after)!r} ({override.reason})", file=sys.stderr)
@@ -62,8 +64,9 @@ def register_boot(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("boot", help="boot a Kata config's generated argv and run a command in the guest",
                        usage="katatest boot CONFIG [flags] [-- CMD ...]",
                        epilog="Everything after the first -- is the guest command (default: cat /proc/cmdline).")
-    p.add_argument("config", help="a Kata 3.0.0 configuration-qemu.toml")
+    p.add_argument("config", help="a Kata configuration-qemu.toml (of the release --kata-version names)")
     add_fact_flags(p)
+    add_kata_version_flag(p)
     p.add_argument("--kernel", help="guest kernel to use instead of the built one")
     p.add_argument("--initrd", help="guest initrd to use instead of the built one")
     p.add_argument("--image", help="guest rootfs image to use instead of the built one")

@@ -8,26 +8,25 @@ import shlex
 import sys
 
 from katatest.cli.facts import config_facts
+from katatest.cli.kata_version import add_kata_version_flag
 from katatest.errors import KatatestError
 from katatest.generate.explain import explain_args, explain_fields
 from katatest.generate.render import render_doc
 from katatest.generate.rendered import Rendered
 from katatest.host.flags import add_fact_flags
 from katatest.kata.hypervisors import NAMES
-from katatest.kata.releases import DEFAULT_RELEASE
 from katatest.kata.tomlconf import load_toml
 
-RENDER_HELP = "print the argv Kata 3.0.0 would launch"
+RENDER_HELP = "print the argv Kata (3.0.0, or --kata-version) would launch"
 EXPLAIN_HELP = "the argv annotated with the keys/facts that produced each argument"
 
 
 def _render_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help_text)
-    p.add_argument("config", help="a Kata 3.0.0 configuration-*.toml")
+    p.add_argument("config", help="a Kata configuration-*.toml")
     add_fact_flags(p)
     p.add_argument("--hypervisor", choices=NAMES, help="force the hypervisor instead of the config's")
-    p.add_argument("--release", default=DEFAULT_RELEASE, metavar="VERSION",
-                   help=f"the Kata release whose behaviour to reproduce (default {DEFAULT_RELEASE})")
+    add_kata_version_flag(p)
     p.add_argument("--what", choices=("argv", "vmconfig", "daemon"), default="argv",
                    help="VMM argv (default), VM config JSON (clh/fc), or shared-fs daemon argv")
     p.add_argument("--virtiofsd", dest="what", action="store_const", const="daemon",
@@ -37,7 +36,7 @@ def _render_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -
 
 def _rendered(args: argparse.Namespace) -> Rendered:
     doc = load_toml(args.config)
-    return render_doc(doc, config_facts(args, doc), args.config, args.hypervisor, args.release)
+    return render_doc(doc, config_facts(args, doc), args.config, args.hypervisor, args.kata_version)
 
 
 def _selected(rendered: Rendered, what: str) -> tuple[list, object]:

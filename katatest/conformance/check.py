@@ -9,6 +9,7 @@ from katatest.conformance.vectors import Vector, first_difference
 from katatest.errors import KatatestError
 from katatest.generate.render import render_file
 from katatest.host.flags import parse_flags
+from katatest.kata.releases import DEFAULT_RELEASE
 
 DAEMON_SUFFIXES = (".virtiofsd.argv", ".nydusd.argv")
 
@@ -39,11 +40,12 @@ def json_difference(expected: Any, actual: Any, pointer: str = "") -> str:
     return ""
 
 
-def check_vector(vector: Vector) -> list[str]:
-    """Everything in which our rendering differs from what Kata produced for ``vector``."""
+def check_vector(vector: Vector, release: str = DEFAULT_RELEASE) -> list[str]:
+    """Everything in which our rendering, as Kata ``release`` would do it, differs from what Kata produced for
+    ``vector``."""
     facts, _ = parse_flags(" ".join(vector.flags))
     try:
-        rendered = render_file(vector.toml, facts)
+        rendered = render_file(vector.toml, facts, release=release)
     except KatatestError as err:
         if vector.rejected:
             return [] if str(err).strip() else ["rejected without a reason"]

@@ -10,7 +10,7 @@ from katatest.generate.rendered import Rendered
 from katatest.host.facts import HostFacts
 from katatest.kata.hypervisors import HYPERVISORS, NAMES, by_section
 from katatest.kata.hypervisors import hypervisor as _hypervisor
-from katatest.kata.releases import DEFAULT_RELEASE, load_release
+from katatest.kata.releases import DEFAULT_RELEASE, known_releases, load_release
 from katatest.kata.tomlconf import load_toml
 
 NET_ENDPOINT_HYPERVISORS = ("qemu",)  # the generators that cold-plug facts.net_endpoints
@@ -53,10 +53,16 @@ def render_doc(doc: dict[str, Any], facts: HostFacts, source: str = "", hypervis
     kata = load_release(release)
     name = hypervisor_of(doc, source, hypervisor)
     if name not in kata.hypervisors:
-        raise ConfigError("hypervisor", f"Kata {kata.version} does not drive {name}", source)
+        modelled = [v for v in known_releases() if name in load_release(v).hypervisors]
+        raise ConfigError("hypervisor", f"Kata {kata.version} does not drive {name} here: katatest models {name} "
+                          f"for Kata {', '.join(modelled) or 'no release'} only (--kata-version)", source)
     if facts.net_endpoints and name not in NET_ENDPOINT_HYPERVISORS:
         raise HostFactsError(f"--net-endpoint: katatest renders pod network endpoints for "
                              f"{', '.join(NET_ENDPOINT_HYPERVISORS)} only, not {name}")
+    if facts.net_endpoints and not kata.qemu.pod_network:
+        modelled = [v for v in known_releases() if load_release(v).qemu.pod_network]
+        raise HostFactsError(f"--net-endpoint: katatest models Kata's pod network endpoints for Kata "
+                             f"{', '.join(modelled)} only, not {kata.version} (no network vectors for it yet)")
     return _hypervisor(name).render_function()(doc, facts, source, kata)
 
 

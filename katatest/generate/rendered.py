@@ -22,6 +22,9 @@ class Rendered:
     release: str = "3.0.0"  # the Kata release whose behaviour was reproduced (katatest.kata.releases)
     # The pod network endpoints the argv names, in argv order: what the launcher must plumb and hand over.
     network: tuple[NetPlumbing, ...] = ()
+    # Arguments another release would pass and this one leaves out, with the release behaviour that drops them
+    # (e.g. -daemonize <- release.qemu.daemonize): what ``katatest diff-releases`` attributes a removal to.
+    omitted: list[Arg] = field(default_factory=list)
 
     @property
     def binary(self) -> str:

@@ -24,7 +24,7 @@ from katatest.guest import GuestChannel, guest_host
 from katatest.host.facts import HostFacts
 from katatest.kata.hypervisors import hypervisor
 from katatest.kata.loader import load_kata_config
-from katatest.kata.releases import DEFAULT_RELEASE
+from katatest.kata.releases import DEFAULT_RELEASE, load_release
 from katatest.launch.capabilities import QemuLacks, only_known, plan_findings, virtiofsd_refusal
 from katatest.launch.errors import LaunchError, UntranslatableFlag
 from katatest.launch.kvm import AccelVerdict
@@ -197,7 +197,7 @@ def boot_guest(document: dict[str, Any], facts: HostFacts, *, host: HostFacts, a
         with launch_guest(plan, runtime_dir=runtime_dir, run_root=run_root, name=name, deadline=deadline,
                           channel_timeout=ready_timeout) as (vm, channel, banner):
             booted = BootedGuest(facts, rendered, vm.plan, vm, channel, guest_host(channel), accel, banner)
-            _mount_like_the_agent(booted, load_kata_config(document, facts, name).hypervisor)
+            _mount_like_the_agent(booted, load_kata_config(document, facts, name, load_release(release)).hypervisor)
             yield booted
     finally:
         shutil.rmtree(runtime_dir, ignore_errors=True)  # also when the VM never started

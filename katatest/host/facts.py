@@ -70,6 +70,9 @@ class HostFacts:
     workload_mem_mib: int = 0
     net_endpoints: tuple[NetEndpoint, ...] = ()  # the pod netns's interfaces, in scan order (eth0, eth1, ...)
     vhost_net: bool = True  # the host has /dev/vhost-net
+    # The QEMU binary the config names exists. Never probed (like image_size without a file): the vectors' host
+    # had /usr/bin/qemu-system-x86_64 and -aarch64; releases that stat() it reject a config when this is False.
+    qemu_binary: bool = True
 
     def __post_init__(self) -> None:
         for name, (low, high) in FACT_BOUNDS.items():

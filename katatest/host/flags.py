@@ -13,7 +13,8 @@ from katatest.host.facts import HostFacts
 
 FACT_FIELDS = ("arch", "host_cpus", "host_mem_mib", "nested", "sandbox_id", "vsock_cid", "image_size",
                "initrd_size", "guest_protection", "sev_cbitpos", "sev_reduced_phys_bits", "fips", "vsock",
-               "sharedfs", "netns", "workload_cpus", "workload_mem_mib", "vhost_net")
+               "sharedfs", "netns", "workload_cpus", "workload_mem_mib", "vhost_net",
+               "qemu_binary")
 
 
 def add_fact_flags(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +36,8 @@ def add_fact_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--fips", action="store_true", default=None)
     g.add_argument("--no-vsock", dest="vsock", action="store_false", default=None)
     g.add_argument("--no-sharedfs", dest="sharedfs", action="store_false", default=None)
+    g.add_argument("--no-qemu-binary", dest="qemu_binary", action="store_false", default=None,
+                   help="the configured QEMU binary does not exist (Kata 3.30.0+ then rejects the config)")
     g.add_argument("--netns")
     g.add_argument("--workload-cpus", type=int)
     g.add_argument("--workload-mem-mib", type=int)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import struct
+
 from katatest.kata import defaults as d
 from katatest.kata.hypervisor_config import Param
 
@@ -26,6 +29,18 @@ def default_vcpus(requested: int, host_cpus: int, arch: str) -> int:
     if requested == 0:
         return d.DEFAULT_VCPU_COUNT
     return requested
+
+
+def default_vcpus_float(requested: float, host_cpus: int, arch: str) -> int:
+    """``hypervisor.defaultVCPUs`` with a float32 ``default_vcpus`` (release.config.default_vcpus_float), rounded
+    up as ``HypervisorConfig.NumVCPUs()`` does."""
+    usable = default_max_vcpus(0, host_cpus, arch)
+    value = struct.unpack("f", struct.pack("f", requested))[0] if math.isfinite(requested) else requested
+    if value < 0 or value > usable:
+        return usable
+    if value == 0:
+        return d.DEFAULT_VCPU_COUNT
+    return math.ceil(value)
 
 
 def default_mem_size(requested: int) -> int:

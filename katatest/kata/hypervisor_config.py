@@ -112,6 +112,19 @@ class HypervisorConfig:
     rootless: bool = False
     disable_seccomp: bool = False
     disable_selinux: bool = False
+    reclaim_guest_freed_memory: bool = False  # a free-page-reporting balloon (release.qemu.balloon_for_reclaim)
+    hot_plug_vfio: str = "no-port"  # release.config.pcie_vfio_ports
+    cold_plug_vfio: str = "no-port"
+    pcie_switch_port: int = 0  # uint32
+    snp_id_block: str = ""  # base64 ID block of the SNP guest (release.config.sev_snp_guest)
+    snp_id_auth: str = ""  # base64 ID authentication structure
+    snp_guest_policy: int | None = None  # uint64 policy; None: QEMU's default
+    sev_snp_guest: bool = False  # SNP instead of SEV on an SNP host (release.config.sev_snp_guest)
+    rootfs_type: str = "ext4"  # ext4 | xfs | erofs (release.config.rootfs_type)
+    extra_monitor_socket: str = ""  # hmp | qmp | qmp-pretty (release.config.extra_monitor_socket)
+    indep_iothreads: int = 0  # uint32: iothread objects indep_iothread_<i> (release.qemu.indep_iothreads)
+    virtio_fs_queue_size: int = 0  # uint32: 0 = the release's vhost_user_fs_queue_size
+    disable_guest_selinux: bool = False  # selinux=0/1 on the kernel command line (release.qemu.guest_selinux_param)
     legacy_serial: bool = False
 
 
@@ -126,6 +139,8 @@ class KataAgentConfig:
     debug: bool = False
     trace: bool = False
     enable_debug_console: bool = False
+    cdh_api_timeout: int = 0  # uint32, seconds (release.config.agent_timeout_params)
+    launch_process_timeout: int = 0  # uint32, seconds (idem)
 
 
 @dataclass

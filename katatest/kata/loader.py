@@ -26,6 +26,7 @@ from katatest.kata.getters import (
     default_max_vcpus,
     default_mem_size,
     default_vcpus,
+    default_vcpus_float,
     deserialize_params,
 )
 from katatest.kata.hypervisor_config import (
@@ -37,6 +38,7 @@ from katatest.kata.hypervisor_config import (
     RuntimeConfig,
 )
 from katatest.kata.hypervisors import UNDRIVEN_SECTIONS, by_section
+from katatest.kata.releases import Release, load_release
 from katatest.kata.sandbox import prepare_sandbox
 from katatest.kata.toml_schema import (
     AGENT_KEYS,
@@ -72,6 +74,7 @@ class _Loading:
 
     facts: HostFacts
     source: str
+    release: Release
     sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def fail(self, key: str, problem: str) -> ConfigError:
@@ -125,7 +128,9 @@ def _block_device_aio(h: _Table, ld: _Loading) -> str:
 
 
 def _shared_fs(h: _Table, ld: _Loading) -> str:
-    return _one_of(h, ld, "shared_fs", "virtio-fs", d.SHARED_FS_TYPES, "shared file system")
+    """``sharedFS()``; release.config.shared_fs_none adds "none" (no shared filesystem at all)."""
+    allowed = d.SHARED_FS_TYPES + (("none",) if ld.release.config.shared_fs_none else ())
+    return _one_of(h, ld, "shared_fs", "virtio-fs", allowed, "shared file system")
 
 
 def _require_daemon(h: _Table, ld: _Loading, shared_fs: str) -> None:
@@ -147,7 +152,9 @@ def _common(h: _Table, ld: _Loading) -> HypervisorConfig:
         kernel_path=h["kernel"] or d.DEFAULT_KERNEL_PATH,
         firmware_path=h["firmware"] or d.DEFAULT_FIRMWARE_PATH,
         kernel_params=deserialize_params(h["kernel_params"] or d.DEFAULT_KERNEL_PARAMS),
-        num_vcpus=default_vcpus(h["default_vcpus"], facts.host_cpus, facts.arch),
+        num_vcpus=(default_vcpus_float(h["default_vcpus"], facts.host_cpus, facts.arch)
+                   if ld.release.config.default_vcpus_float
+                   else default_vcpus(h["default_vcpus"], facts.host_cpus, facts.arch)),
         default_max_vcpus=default_max_vcpus(h["default_maxvcpus"], facts.host_cpus, facts.arch),
         memory_size=default_mem_size(h["default_memory"]),
         mem_slots=h["memory_slots"] or d.DEFAULT_MEM_SLOTS,
@@ -162,6 +169,7 @@ def _common(h: _Table, ld: _Loading) -> HypervisorConfig:
         guest_hook_path=h["guest_hook_path"] or d.DEFAULT_GUEST_HOOK_PATH,
         enable_annotations=list(h["enable_annotations"]),
         disable_selinux=h["disable_selinux"],
+        disable_guest_selinux=h["disable_guest_selinux"],
     )
     for name, key in (
         ("hypervisor_path", "path"),
@@ -180,6 +188,7 @@ def _common(h: _Table, ld: _Loading) -> HypervisorConfig:
         ("guest_hook_path", "guest_hook_path"),
         ("enable_annotations", "enable_annotations"),
         ("disable_selinux", "disable_selinux"),
+        ("disable_guest_selinux", "disable_guest_selinux"),
         ("memory_size", "default_memory"),
     ):
         ld.note(f"hypervisor.{name}", h.key(key))
@@ -220,6 +229,23 @@ def _qemu(h: _Table, ld: _Loading) -> HypervisorConfig:
     machine_type = h["machine_type"] or d.DEFAULT_MACHINE_TYPE
     disable_image_nvdimm = h["disable_image_nvdimm"] or machine_type == "microvm"
     ld.note("hypervisor.disable_image_nvdimm", h.key("disable_image_nvdimm"), h.key("machine_type"))
+    if (ld.release.config.arm64_nvdimm_needs_firmware and ld.facts.arch == "arm64" and not hv.firmware_path
+            and not h["pflashes"]):
+        disable_image_nvdimm = True  # no UEFI/ACPI: no nvdimm on arm64
+        ld.note("hypervisor.disable_image_nvdimm", h.key("firmware"), h.key("pflashes"), "host.arch",
+                "release.config.arm64_nvdimm_needs_firmware")
+    if ld.release.config.rootfs_type:
+        rootfs = h["rootfs_type"] or "ext4"
+        if rootfs not in ROOTFS_TYPES:
+            raise ld.fail(h.key("rootfs_type"), f"unsupported rootfs type {rootfs!r} (supported: "
+                          f"{', '.join(ROOTFS_TYPES)})")
+        _set(hv, h, ld, rootfs_type=(rootfs, "rootfs_type"))
+    if ld.release.config.block_sector_sizes:
+        _check_sector_sizes(h, ld)
+    if ld.release.config.sev_snp_guest:
+        _set(hv, h, ld, sev_snp_guest=(h["sev_snp_guest"], "sev_snp_guest"),
+             snp_id_block=(h["snp_id_block"], "snp_id_block"), snp_id_auth=(h["snp_id_auth"], "snp_id_auth"),
+             snp_guest_policy=(h["snp_guest_policy"], "snp_guest_policy"))
     aio = _block_device_aio(h, ld)
     shared_fs = _shared_fs(h, ld)
     if shared_fs in ("virtio-fs", "virtio-fs-nydus"):
@@ -242,7 +268,7 @@ def _qemu(h: _Table, ld: _Loading) -> HypervisorConfig:
         virtio_fs_daemon=(h["virtio_fs_daemon"], "virtio_fs_daemon"),
         virtio_fs_daemon_list=(list(h["valid_virtio_fs_daemon_paths"]), "valid_virtio_fs_daemon_paths"),
         virtio_fs_cache_size=(h["virtio_fs_cache_size"], "virtio_fs_cache_size"),
-        virtio_fs_cache=(h["virtio_fs_cache"] or d.DEFAULT_VIRTIO_FS_CACHE, "virtio_fs_cache"),
+        virtio_fs_cache=(h["virtio_fs_cache"] or ld.release.config.virtio_fs_cache_default, "virtio_fs_cache"),
         virtio_fs_extra_args=(list(h["virtio_fs_extra_args"]), "virtio_fs_extra_args"),
         mem_prealloc=(h["enable_mem_prealloc"], "enable_mem_prealloc"),
         iommu=(h["enable_iommu"], "enable_iommu"),
@@ -259,6 +285,9 @@ def _qemu(h: _Table, ld: _Loading) -> HypervisorConfig:
         hotplug_vfio_on_root_bus=(h["hotplug_vfio_on_root_bus"], "hotplug_vfio_on_root_bus"),
         pcie_root_port=(h["pcie_root_port"], "pcie_root_port"),
         disable_vhost_net=(h["disable_vhost_net"], "disable_vhost_net"),
+        reclaim_guest_freed_memory=(h["reclaim_guest_freed_memory"], "reclaim_guest_freed_memory"),
+        indep_iothreads=(h["indep_iothreads"], "indep_iothreads"),
+        virtio_fs_queue_size=(h["virtio_fs_queue_size"], "virtio_fs_queue_size"),
         enable_vhost_user_store=(h["enable_vhost_user_store"], "enable_vhost_user_store"),
         vhost_user_store_path=(
             h["vhost_user_store_path"] or d.DEFAULT_VHOST_USER_STORE_PATH,
@@ -418,6 +447,9 @@ def _agent(tables: list[_Table], ld: _Loading) -> KataAgentConfig:
             debug=a["enable_debug"],
             trace=a["enable_tracing"],
             enable_debug_console=a["debug_console_enabled"],
+            cdh_api_timeout=a["cdh_api_timeout"] if ld.release.config.agent_timeout_params else 0,
+            launch_process_timeout=(a["launch_process_timeout"] if ld.release.config.agent_timeout_params
+                                    else 0),
         )
         for name, key in (
             ("kernel_modules", "kernel_modules"),
@@ -425,6 +457,8 @@ def _agent(tables: list[_Table], ld: _Loading) -> KataAgentConfig:
             ("debug", "enable_debug"),
             ("trace", "enable_tracing"),
             ("enable_debug_console", "debug_console_enabled"),
+            ("cdh_api_timeout", "cdh_api_timeout"),
+            ("launch_process_timeout", "launch_process_timeout"),
         ):
             ld.sources[f"agent.{name}"] = (a.key(key),)
     return agent
@@ -442,6 +476,10 @@ def agent_kernel_params(agent: KataAgentConfig) -> list[Param]:
     if agent.enable_debug_console:
         params.append(Param(d.AGENT_DEBUG_CONSOLE, ""))
         params.append(Param(d.AGENT_DEBUG_CONSOLE_VPORT, d.AGENT_DEBUG_CONSOLE_VPORT_VALUE))
+    if agent.cdh_api_timeout > 0:  # 0 unless release.config.agent_timeout_params
+        params.append(Param("agent.cdh_api_timeout", str(agent.cdh_api_timeout)))
+    if agent.launch_process_timeout > 0:
+        params.append(Param("agent.launch_process_timeout", str(agent.launch_process_timeout)))
     return params
 
 
@@ -473,6 +511,8 @@ def _set_kernel_params(
         "agent.enable_debug",
         "agent.enable_tracing",
         "agent.debug_console_enabled",
+        *(("agent.cdh_api_timeout", "agent.launch_process_timeout", "release.config.agent_timeout_params")
+          if agent.cdh_api_timeout or agent.launch_process_timeout else ()),
     )
 
 
@@ -540,6 +580,56 @@ def _check_hypervisor_config(hv: HypervisorConfig, table: _Table | None, ld: _Lo
             )
 
 
+def _check_sector_sizes(h: _Table, ld: _Loading) -> None:
+    """``validateBlockDeviceSectorSize(s)`` (release.config.block_sector_sizes)."""
+    sizes = {}
+    for kind in ("logical", "physical"):
+        key = f"block_device_{kind}_sector_size"
+        size = sizes[kind] = h[key]
+        if size and (size < 512 or size > 65536 or size & (size - 1)):
+            raise ld.fail(h.key(key), f"invalid {key} {size}: must be 0 or a power of 2 between 512 and 65536")
+    if sizes["logical"] and sizes["physical"] and sizes["logical"] > sizes["physical"]:
+        raise ld.fail(h.key("block_device_logical_sector_size"), f"invalid sector sizes: logical ({sizes['logical']}) "
+                      f"must not be larger than physical ({sizes['physical']})")
+
+
+ROOTFS_TYPES = ("ext4", "xfs", "erofs")
+EXTRA_MONITORS = ("hmp", "qmp", "qmp-pretty")
+
+
+def _extra_monitor_socket(hv: HypervisorConfig, h: _Table, ld: _Loading) -> None:
+    """``extraMonitorSocket()`` of the qemu getters (release.config.extra_monitor_socket)."""
+    value = h["extra_monitor_socket"]
+    if value and value not in EXTRA_MONITORS:
+        raise ld.fail(h.key("extra_monitor_socket"), f"invalid hypervisor extra monitor socket {value!r} "
+                      f"(supported values: {', '.join(EXTRA_MONITORS)})")
+    _set(hv, h, ld, extra_monitor_socket=(value, "extra_monitor_socket"))
+
+
+PCIE_PORTS = ("no-port", "bridge-port", "root-port", "switch-port")
+MAX_PCIE_PORTS = 16  # maxPCIeRootPorts / maxPCIeSwitchPorts
+
+
+def _pcie_vfio_ports(hv: HypervisorConfig, hv_type: str, h: _Table, ld: _Loading) -> None:
+    """The getters of hot_plug_vfio / cold_plug_vfio / pcie_*_port and ``checkPCIeConfig``
+    (release.config.pcie_vfio_ports)."""
+    _set(hv, h, ld, hot_plug_vfio=(h["hot_plug_vfio"] or "no-port", "hot_plug_vfio"),
+         cold_plug_vfio=(h["cold_plug_vfio"] or "no-port", "cold_plug_vfio"),
+         pcie_root_port=(min(h["pcie_root_port"], MAX_PCIE_PORTS), "pcie_root_port"),
+         pcie_switch_port=(min(h["pcie_switch_port"], MAX_PCIE_PORTS), "pcie_switch_port"))
+    if hv_type not in ("qemu", "clh"):
+        return
+    cold, hot = hv.cold_plug_vfio, hv.hot_plug_vfio
+    if cold != "no-port" and hot != "no-port":
+        raise ld.fail(h.key("hot_plug_vfio"), f"invalid hot-plug={cold} and cold-plug={hot} settings, only one of "
+                      "them can be set")
+    if (cold == "no-port" and hot == "no-port") or hv.hypervisor_machine_type not in ("q35", "virt"):
+        return
+    port, key = (cold, "cold_plug_vfio") if cold != "no-port" else (hot, "hot_plug_vfio")
+    if port not in PCIE_PORTS[1:]:
+        raise ld.fail(h.key(key), f"invalid vfio_port={cold} setting, allowed values {', '.join(PCIE_PORTS)}")
+
+
 def _factory(f: _Table) -> FactoryConfig:
     """``newFactoryConfig``."""
     return FactoryConfig(
@@ -550,12 +640,20 @@ def _factory(f: _Table) -> FactoryConfig:
     )
 
 
-def load_configuration(doc: dict[str, Any], facts: HostFacts, source: str = "") -> KataConfig:
-    """Stage 1, ``katautils.LoadConfiguration``: the RuntimeConfig right after loading and ``checkConfig``."""
-    ld = _Loading(facts, source)
+def load_configuration(doc: dict[str, Any], facts: HostFacts, source: str = "",
+                       release: Release | None = None) -> KataConfig:
+    """Stage 1, ``katautils.LoadConfiguration``: the RuntimeConfig right after loading and ``checkConfig``, as
+    Kata ``release`` (default 3.0.0) loads it."""
+    ld = _Loading(facts, source, release or load_release())
     if not isinstance(doc, dict):
         raise ld.fail("", "the configuration must be a TOML table")
-    hv_tables = _named_tables(doc, "hypervisor", HYPERVISOR_KEYS, source)
+    keys = HYPERVISOR_KEYS
+    if ld.release.config.default_vcpus_float:  # NumVCPUsF: a float32 default_vcpus
+        keys = {**HYPERVISOR_KEYS, "default_vcpus": "float32"}
+    hv_tables = _named_tables(doc, "hypervisor", keys, source)
+    for t in hv_tables:
+        if t.values.get("default_vcpus") != t.values.get("default_vcpus"):  # NaN
+            raise ld.fail(t.key("default_vcpus"), "not a number (nan)")
     agent_tables = _named_tables(doc, "agent", AGENT_KEYS, source)
     runtime_table = _Table("runtime", read_table(_table(doc, "runtime", source), RUNTIME_KEYS))
     factory_table = _Table("factory", read_table(_table(doc, "factory", source), FACTORY_KEYS))
@@ -571,17 +669,22 @@ def load_configuration(doc: dict[str, Any], facts: HostFacts, source: str = "") 
     if runtime.disable_new_netns and runtime.internetworking_model != "none":
         raise ld.fail("runtime.disable_new_netns", 'only works with internetworking_model = "none"')
     _check_hypervisor_config(hv, table, ld)
-    if factory.template and hv.initrd_path == "":
+    if factory.template and hv.initrd_path == "" and ld.release.config.template_needs_initrd:
         raise ld.fail("factory.enable_template", "requires an initrd image (hypervisor initrd)")
     if factory.vm_cache_number > 0 and hv_type != "qemu":
         raise ld.fail("factory.vm_cache_number", "the VM cache only supports qemu")
+    if ld.release.config.extra_monitor_socket and table is not None and hv_type == "qemu":
+        _extra_monitor_socket(hv, table, ld)
+    if ld.release.config.pcie_vfio_ports and table is not None:
+        _pcie_vfio_ports(hv, hv_type, table, ld)
     return KataConfig(hv_type, hv, agent, runtime, factory, ld.sources)
 
 
-def load_kata_config(doc: dict[str, Any], facts: HostFacts, source: str = "") -> KataConfig:
+def load_kata_config(doc: dict[str, Any], facts: HostFacts, source: str = "",
+                     release: Release | None = None) -> KataConfig:
     """The configuration exactly as the hypervisor's ``CreateVM`` receives it, or the ConfigError Kata raises
     up to and including ``CreateVM``'s own checks (launch-time failures are left to the generators)."""
-    cfg = load_configuration(doc, facts, source)
-    prepare_sandbox(cfg, facts, source)
+    cfg = load_configuration(doc, facts, source, release)
+    prepare_sandbox(cfg, facts, source, (release or load_release()).config.confidential_pins_max_vcpus)
     check_create_vm(cfg, facts, source)
     return cfg

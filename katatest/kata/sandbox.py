@@ -11,8 +11,9 @@ from katatest.kata.hypervisor_config import KataConfig
 from katatest.kata.hypervisors import hypervisor
 
 
-def prepare_sandbox(cfg: KataConfig, facts: HostFacts, source: str = "") -> None:
-    """Apply static sandbox sizing and ``validateHypervisorConfig`` to ``cfg`` in place."""
+def prepare_sandbox(cfg: KataConfig, facts: HostFacts, source: str = "", pin_confidential_vcpus: bool = True) -> None:
+    """Apply static sandbox sizing and ``validateHypervisorConfig`` to ``cfg`` in place
+    (``pin_confidential_vcpus``: release.config.confidential_pins_max_vcpus)."""
     hv = cfg.hypervisor
     where = hypervisor(cfg.hypervisor_type).table
     if cfg.runtime.static_sandbox_resource_mgmt:
@@ -56,7 +57,10 @@ def prepare_sandbox(cfg: KataConfig, facts: HostFacts, source: str = "") -> None
     max_vcpus = max_vcpus_for_arch(facts.arch)
     if hv.default_max_vcpus == 0 or hv.default_max_vcpus > max_vcpus:
         hv.default_max_vcpus = max_vcpus
-    if hv.confidential_guest and hv.num_vcpus != hv.default_max_vcpus:
+    if not pin_confidential_vcpus and hv.confidential_guest:
+        cfg.sources["hypervisor.default_max_vcpus"] = cfg.sources.get("hypervisor.default_max_vcpus", ()) + (
+            f"{where}.confidential_guest", "release.config.confidential_pins_max_vcpus")
+    if pin_confidential_vcpus and hv.confidential_guest and hv.num_vcpus != hv.default_max_vcpus:
         hv.default_max_vcpus = hv.num_vcpus
         cfg.sources["hypervisor.default_max_vcpus"] = cfg.sources.get("hypervisor.default_max_vcpus", ()) + (
             f"{where}.confidential_guest",

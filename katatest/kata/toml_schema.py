@@ -10,7 +10,8 @@ from typing import Any
 
 from katatest.kata.tomlconf import Section
 
-# toml key -> Go type ("str", "bool", "strs" or an integer type name understood by Section.int).
+# toml key -> Go type ("str", "bool", "strs", "float32" or an integer type name understood by Section.int;
+# a trailing "?" is a Go pointer: None when the key is absent).
 HYPERVISOR_KEYS: dict[str, str] = {
     "path": "str",
     "jailer_path": "str",
@@ -87,6 +88,21 @@ HYPERVISOR_KEYS: dict[str, str] = {
     "rootless": "bool",
     "disable_seccomp": "bool",
     "disable_selinux": "bool",
+    "disable_guest_selinux": "bool",  # since 3.x (release.qemu.guest_selinux_param)
+    "reclaim_guest_freed_memory": "bool",  # since 3.x (release.qemu.balloon_for_reclaim)
+    "hot_plug_vfio": "str",  # since 3.x (release.config.pcie_vfio_ports)
+    "cold_plug_vfio": "str",  # idem
+    "pcie_switch_port": "uint32",  # idem
+    "rootfs_type": "str",
+    "block_device_logical_sector_size": "uint32",  # since 3.x (release.config.block_sector_sizes)
+    "block_device_physical_sector_size": "uint32",  # idem
+    "sev_snp_guest": "bool",  # since 3.x (release.config.sev_snp_guest)
+    "snp_id_block": "str",  # idem
+    "snp_id_auth": "str",  # idem
+    "snp_guest_policy": "uint64?",  # idem (a *uint64: absent is not 0)  # since 3.x (release.config.rootfs_type)
+    "extra_monitor_socket": "str",  # since 3.x (release.config.extra_monitor_socket)
+    "indep_iothreads": "uint32",  # since 3.x (release.qemu.indep_iothreads)
+    "virtio_fs_queue_size": "uint32",  # since 3.x (release.qemu.vhost_user_fs_queue_size)
     "use_legacy_serial": "bool",
 }
 
@@ -96,6 +112,8 @@ AGENT_KEYS: dict[str, str] = {
     "enable_tracing": "bool",
     "debug_console_enabled": "bool",
     "dial_timeout": "uint32",
+    "cdh_api_timeout": "uint32",  # since 3.x (read by release.config.agent_timeout_params)
+    "launch_process_timeout": "uint32",  # since 3.x (idem)
 }
 
 RUNTIME_KEYS: dict[str, str] = {
@@ -136,6 +154,10 @@ def read_table(section: Section, keys: dict[str, str]) -> dict[str, Any]:
             values[name] = section.bool(name)
         elif gotype == "strs":
             values[name] = section.strs(name)
+        elif gotype.endswith("?"):  # a Go pointer: None when absent
+            values[name] = section.int(name, gotype[:-1]) if section.has(name) else None
+        elif gotype == "float32":
+            values[name] = section.float(name)
         else:
             values[name] = section.int(name, gotype)
     return values

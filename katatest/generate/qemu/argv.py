@@ -7,7 +7,8 @@ from katatest.generate.qemu.model import QemuConfig
 
 FIXED = "kata.fixed"
 # How QMP is passed, per ``release.qemu.qmp`` (katatest.kata.releases.QMP_TRANSPORTS).
-QMP_VALUES = {"socket": "unix:{path},server=on,wait=off"}
+QMP_VALUES = {"socket": "unix:{path},server=on,wait=off", "fd": "unix:fd=3,server=on,wait=off"}
+QMP_FD_SOURCES = ("release.qemu.qmp",)  # the runtime listens and passes the socket as fd 3
 
 
 class _ArgvBuilder:
@@ -42,12 +43,20 @@ def render_argv(cfg: QemuConfig) -> list[Arg]:
     out = _ArgvBuilder()
     src = cfg.sources
     out.add(cfg.path, sources=src.get("path", ()))
-    out.add("-name", cfg.name, sources=src.get("name", ()))
+    if cfg.debug_threads:
+        out.add("-name", f"{cfg.name},debug-threads=on", sources=src.get("name", ()) + src.get("debug_threads", ()))
+    else:
+        out.add("-name", cfg.name, sources=src.get("name", ()))
     out.add("-uuid", cfg.uuid, sources=("kata.random_uuid",))
     machine = ",".join(p for p in (cfg.machine.type, cfg.machine.options) if p)
     out.add("-machine", machine, sources=cfg.machine.sources)
     out.add("-cpu", cfg.cpu_model, sources=src.get("cpu", ()))
-    out.add("-qmp", QMP_VALUES[cfg.qmp_transport].format(path=cfg.qmp_socket), sources=src.get("vm_store", ()))
+    qmp_sources = QMP_FD_SOURCES if cfg.qmp_transport == "fd" else src.get("vm_store", ())
+    out.add("-qmp", QMP_VALUES[cfg.qmp_transport].format(path=cfg.qmp_socket), sources=qmp_sources)
+    protocol, monitor_path = cfg.extra_monitor
+    if protocol:
+        out.add("-monitor" if protocol == "hmp" else f"-{protocol}",
+                f"unix:path={monitor_path},server=on,wait=off", sources=src.get("extra_monitor", ()))
     mem = [cfg.memory.size]
     if cfg.memory.slots > 0:
         mem.append(f"slots={cfg.memory.slots}")

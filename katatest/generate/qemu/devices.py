@@ -5,6 +5,7 @@ Every device carries ``sources``: the config keys / host facts that made Kata ad
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from katatest.generate.qemu.transport import PCI, disable_modern, virtio_name
@@ -106,13 +107,14 @@ class BlockDevice(Device):
     disable_modern: bool = False
     share_rw: bool = False
     readonly: bool = False
+    scsi_off: bool = True  # release.qemu.virtio_blk_scsi_off
 
     def valid(self) -> bool:
         return bool(self.id and self.file)
 
     def params(self, transport: str) -> list[str]:
         dev = [virtio_name("virtio-blk", transport), *disable_modern(transport, self.disable_modern),
-               f"drive={self.id}", "scsi=off", "config-wce=off"]
+               f"drive={self.id}", *(("scsi=off",) if self.scsi_off else ()), "config-wce=off"]
         if self.share_rw:
             dev.append("share-rw=on")
         dev.append(f"serial={self.id}")
@@ -176,6 +178,48 @@ class TDXGuest(Device):
 
 
 @dataclass
+class TDXJsonGuest(Device):
+    """TDX as a JSON tdx-guest object with the QGS socket (the firmware goes to -bios)."""
+
+    file: str = ""
+    qgs: str = "unix"  # release.qemu.tdx_qgs: the QGS unix socket, or vsock CID 2 port 4050
+    qgs_socket: str = "/var/run/tdx-qgs/qgs.socket"
+
+    def valid(self) -> bool:
+        return bool(self.file)
+
+    def params(self, transport: str) -> list[str]:
+        socket = ({"type": "unix", "path": self.qgs_socket} if self.qgs == "unix"
+                  else {"type": "vsock", "cid": "2", "port": "4050"})
+        obj = {"qom-type": "tdx-guest", "id": "tdx", "quote-generation-socket": socket}
+        return ["-object", json.dumps(obj, separators=(",", ":"))]
+
+
+@dataclass
+class SNPGuest(Device):
+    file: str = ""
+    cbitpos: int = 0
+    reduced_phys_bits: int = 1  # hard-coded by Kata since 3.x
+    id_block: str = ""
+    id_auth: str = ""
+    policy: int | None = None
+
+    def valid(self) -> bool:
+        return bool(self.file) and self.cbitpos != 0
+
+    def params(self, transport: str) -> list[str]:
+        obj = [f"sev-snp-guest,id=snp,cbitpos={self.cbitpos},reduced-phys-bits={self.reduced_phys_bits}",
+               "kernel-hashes=on"]
+        if self.id_block:
+            obj.append(f"id-block={self.id_block}")
+        if self.id_auth:
+            obj.append(f"id-auth={self.id_auth}")
+        if self.policy is not None:
+            obj.append(f"policy={self.policy}")
+        return ["-object", ",".join(obj)]
+
+
+@dataclass
 class SEVGuest(Device):
     file: str = ""
     cbitpos: int = 0
@@ -209,14 +253,64 @@ class PCIeRootPort(Device):
     slot: str = "0"
     mem_reserve: str = ""
     pref64_reserve: str = ""
+    addr: str = ""
+    bus_reserve: str = ""
+    io_reserve: str = ""
 
     def params(self, transport: str) -> list[str]:
         opts = [f"pcie-root-port,id={self.id}", f"bus={self.bus}", f"chassis={self.chassis}",
-                f"slot={self.slot}", "multifunction=off"]
+                f"slot={self.slot}", *([f"addr={self.addr}"] if self.addr else []), "multifunction=off"]
+        if self.bus_reserve:
+            opts.append(f"bus-reserve={self.bus_reserve}")
         if self.pref64_reserve:
             opts.append(f"pref64-reserve={self.pref64_reserve}")
         if self.mem_reserve:
             opts.append(f"mem-reserve={self.mem_reserve}")
+        if self.io_reserve:
+            opts.append(f"io-reserve={self.io_reserve}")
+        return ["-device", ",".join(opts)]
+
+
+@dataclass
+class PCIePCIBridge(Device):
+    """A pcie-pci-bridge nested on its own pcie-root-port (q35 with firmware)."""
+
+    bus: str = ""
+    id: str = ""
+
+    def params(self, transport: str) -> list[str]:
+        return ["-device", f"pcie-pci-bridge,bus={self.bus},id={self.id}"]
+
+
+@dataclass
+class PCIeSwitchUpstreamPort(Device):
+    id: str = ""
+    bus: str = ""
+
+    def params(self, transport: str) -> list[str]:
+        return ["-device", f"x3130-upstream,id={self.id},bus={self.bus}"]
+
+
+@dataclass
+class PCIeSwitchDownstreamPort(Device):
+    id: str = ""
+    bus: str = ""
+    chassis: str = ""
+    slot: str = ""
+
+    def params(self, transport: str) -> list[str]:
+        return ["-device", f"xio3130-downstream,id={self.id},bus={self.bus},chassis={self.chassis},slot={self.slot}"]
+
+
+@dataclass
+class Balloon(Device):
+    """virtio-balloon with deflate-on-oom and free-page reporting (reclaim_guest_freed_memory)."""
+
+    id: str = "balloon0"
+
+    def params(self, transport: str) -> list[str]:
+        opts = [virtio_name("virtio-balloon", transport), f"id={self.id}", "deflate-on-oom=on",
+                *disable_modern(transport, False), "free-page-reporting=on"]
         return ["-device", ",".join(opts)]
 
 
@@ -225,6 +319,7 @@ class VhostVsock(Device):
     context_id: int = 3
     vhost_fd: int = 3
     disable_modern: bool = False
+    bus: str = ""
 
     def valid(self) -> bool:
         return 3 <= self.context_id <= 2**32 - 1
@@ -233,6 +328,8 @@ class VhostVsock(Device):
         opts = [("vhost-vsock-pci" if transport == PCI else "vhost-vsock-device"),
                 *disable_modern(transport, self.disable_modern), f"vhostfd={self.vhost_fd}",
                 f"id=vsock-{self.context_id}", f"guest-cid={self.context_id}"]
+        if self.bus:
+            opts.append(f"bus={self.bus}")
         return ["-device", ",".join(opts)]
 
 
@@ -242,6 +339,8 @@ class VhostUserFS(Device):
     socket_path: str = ""
     tag: str = ""
     cache_size_mib: int = 0
+    queue_size: int = 0
+    bus: str = ""
 
     def valid(self) -> bool:
         return bool(self.socket_path and self.chardev_id and self.tag)
@@ -249,8 +348,12 @@ class VhostUserFS(Device):
     def params(self, transport: str) -> list[str]:
         dev = [("vhost-user-fs-pci" if transport == PCI else "vhost-user-fs-device"),
                f"chardev={self.chardev_id}", f"tag={self.tag}"]
+        if self.queue_size:  # release.qemu.vhost_user_fs_queue_size, before cache-size
+            dev.append(f"queue-size={self.queue_size}")
         if self.cache_size_mib:
             dev.append(f"cache-size={self.cache_size_mib}M")
+        if self.bus:
+            dev.append(f"bus={self.bus}")
         return ["-chardev", f"socket,id={self.chardev_id},path={self.socket_path}", "-device", ",".join(dev)]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from katatest.generate.daemon import daemon_argv
+from katatest.generate.daemon import daemon_argv, daemon_omitted
 from katatest.generate.provenance import check_exec_safe
 from katatest.generate.qemu.argv import render_argv
 from katatest.generate.qemu.build import build_qemu_config, nesting
@@ -18,14 +18,16 @@ from katatest.kata.validate import check_qemu_launch
 
 def render_qemu(doc: dict[str, Any], facts: HostFacts, source: str, release: Release) -> Rendered:
     """Render what Kata ``release`` launches for a QEMU sandbox: QEMU argv and shared-fs daemon argv."""
-    cfg = load_kata_config(doc, facts, source)
-    model = build_qemu_config(cfg, facts, release)
+    cfg = load_kata_config(doc, facts, source, release)
+    model = build_qemu_config(cfg, facts, release, source=source)
     nested_run, nested_src = nesting(cfg, facts)
     network, plumbing = network_devices(cfg, facts, model.devices, nested_run, nested_src, model.transport,
                                         source)  # Sandbox.createNetwork: the pod's endpoints, cold-plugged
     model.devices += network
     check_qemu_launch(cfg, source)  # govmm's LaunchQemu, once the model is built
-    argv, daemon = render_argv(model), daemon_argv(cfg, facts)
+    argv, daemon = render_argv(model), daemon_argv(cfg, facts, behaviour=release.qemu, source=source)
     check_exec_safe(argv, source)
     check_exec_safe(daemon or [], source)
-    return Rendered(hypervisor="qemu", argv=argv, daemon=daemon, release=release.version, network=tuple(plumbing))
+    omitted = model.omitted + daemon_omitted(cfg, release.qemu)
+    return Rendered(hypervisor="qemu", argv=argv, daemon=daemon, release=release.version, omitted=omitted,
+                    network=tuple(plumbing))

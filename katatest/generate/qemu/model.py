@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from katatest.generate.provenance import Arg
 from katatest.generate.qemu.devices import Device, Sources
 
 
@@ -81,4 +82,7 @@ class QemuConfig:
     dimm_supported: bool = True
     daemonize: bool = True  # release.qemu.daemonize
     qmp_transport: str = "socket"  # release.qemu.qmp
+    extra_monitor: tuple[str, str] = ("", "")  # (protocol, socket path) with enable_debug
+    debug_threads: bool = False  # enable_debug with release.qemu.debug_threads
     sources: dict[str, Sources] = field(default_factory=dict)
+    omitted: list[Arg] = field(default_factory=list)  # left out by a release behaviour (Rendered.omitted)
