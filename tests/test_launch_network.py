@@ -1,0 +1,303 @@
+"""The pod network's host side (``katatest.launch.network``), built in real namespaces and read back with
+``ip -j``/``tc -j`` against what Kata 3.0.0 builds (``data/conformance/kata-3.0.0-net/HOST-FACTS.md``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import tomllib
+
+from katatest.errors import KatatestError
+from katatest.launch import network
+from katatest.launch.kvm import AccelVerdict
+from katatest.launch.network import (
+    NetEndpoint,
+    PodNetwork,
+    endpoints_from_argv,
+    ip_json,
+    model_of_config,
+    netns_names,
+    tc_json,
+    tun_iff,
+    vhost_overrides,
+)
+from katatest.launch.plan import plan_launch, read_argv_file
+from katatest.launch.sweep import sweep
+
+NET = Path(__file__).parent / "data/conformance/kata-3.0.0-net"
+ROOT = Path(__file__).resolve().parents[1]
+needs_root = pytest.mark.skipif(network.unavailable_reason() is not None,
+                                reason=network.unavailable_reason() or "")
+
+
+def vector_endpoints(name: str) -> list[NetEndpoint]:
+    """The endpoints of a named net vector, with the model its TOML configures."""
+    doc = tomllib.loads((NET / "named" / f"{name}.toml").read_text())
+    return endpoints_from_argv(read_argv_file(NET / "named" / f"{name}.argv"), model_of_config(doc))
+
+
+def host_links() -> list[str]:
+    return sorted(line.split(":")[1].strip() for line in subprocess.run(
+        ["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout.splitlines())
+
+
+def links(netns: str) -> dict[str, dict]:
+    return {link["ifname"]: link for link in ip_json(netns, "link", "show")}
+
+
+def ingress_redirects(netns: str, dev: str) -> list[dict]:
+    """The u32 filters on ``dev``'s ingress with their match and first action."""
+    out = []
+    for f in tc_json(netns, "filter", "show", "dev", dev, "ingress"):
+        opts = f.get("options", {})
+        if "actions" in opts:
+            act = opts["actions"][0]
+            out.append({"protocol": f["protocol"], "pref": f["pref"], "kind": f["kind"], "match": opts["match"],
+                        "action": (act["kind"], act["direction"], act["mirred_action"], act["to_dev"],
+                                   act["control_action"]["type"]), "packets": act["stats"]["packets"]})
+    return out
+
+
+def send_udp(netns: str, address: str) -> None:
+    """One UDP datagram from ``netns`` to ``address`` (its ARP request crosses the veth first)."""
+    code = ("import socket, sys; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+            "s.sendto(b'katatest', (sys.argv[1], 9))")
+    subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", code, address.split("/")[0]],
+                   check=True, capture_output=True)
+    time.sleep(0.3)
+
+
+# --- parsing the argv (no privileges) -------------------------------------------------------------------------
+
+def test_every_vector_netdev_parses_with_its_queue_count() -> None:
+    seen = 0
+    for argv_file in sorted(NET.glob("*/*.argv")):
+        if argv_file.name.endswith(".virtiofsd.argv"):
+            continue
+        argv = read_argv_file(argv_file)
+        eps = endpoints_from_argv(argv)
+        vectors = {v.split("netdev=")[1].split(",")[0]: v for v in argv if v.startswith("driver=virtio-net")}
+        assert [e.netdev_id for e in eps] == list(vectors), argv_file.name
+        for e in eps:
+            assert f"mac={e.mac}," in vectors[e.netdev_id].lower()
+            if "vectors=" in vectors[e.netdev_id]:
+                assert f"vectors={2 * e.queues + 2}" in vectors[e.netdev_id], argv_file.name
+            seen += 1
+    assert seen > 100
+
+
+def test_fd_numbers_and_models_come_from_the_vector() -> None:
+    (ep,) = vector_endpoints("net_vcpus_4")
+    assert (ep.name, ep.mac, ep.model, ep.queues, ep.vhost_fds, ep.tap_fds, ep.tap_name) == \
+        ("eth0", "02:00:00:00:00:01", "tcfilter", 4, (4, 5, 6, 7), (8, 9, 10, 11), "tap0_kata")
+    assert vector_endpoints("net_macvtap")[0].model == "macvtap"
+    (ep,) = vector_endpoints("net_disable_vhost_net")
+    assert ep.vhost_fds == () and ep.tap_fds == (4,)
+    assert [(e.name, e.tap_fds) for e in vector_endpoints("net_default_2")] == [("eth0", (5,)), ("eth1", (7,))]
+
+
+def test_bad_netdev_is_one_line_naming_it() -> None:
+    with pytest.raises(KatatestError, match="no -device with netdev=network-0"):
+        endpoints_from_argv(["qemu", "-netdev", "tap,id=network-0,fds=5"])
+    with pytest.raises(KatatestError, match="internetworking model 'none' has no plumbing"):
+        endpoints_from_argv(read_argv_file(NET / "named/net_default.argv"), "none")
+
+
+def test_no_vhost_net_override_drops_vhost_only() -> None:
+    argv = read_argv_file(NET / "named/net_default_2.argv")
+    overrides = vhost_overrides(argv)
+    assert [(o.before, o.after) for o in overrides] == [
+        (("-netdev", "tap,id=network-0,vhost=on,vhostfds=4,fds=5"), ("-netdev", "tap,id=network-0,fds=5")),
+        (("-netdev", "tap,id=network-1,vhost=on,vhostfds=6,fds=7"), ("-netdev", "tap,id=network-1,fds=7"))]
+    assert all("/dev/vhost-net is absent" in o.reason for o in overrides)
+    assert vhost_overrides(read_argv_file(NET / "named/net_disable_vhost_net.argv")) == []
+
+
+# --- real plumbing (root) --------------------------------------------------------------------------------------
+
+@pytest.fixture
+def clean_host(isolated_env: dict) -> object:
+    """Host links and named namespaces before; the test's plumbing must leave both as they were."""
+    before = (host_links(), netns_names())
+    yield before
+    assert (host_links(), netns_names()) == before
+
+
+def assert_tcfilter(pod: PodNetwork, index: int, queues: int) -> None:
+    ns, eth, tap = pod.netns, f"eth{index}", f"tap{index}_kata"
+    done = pod.plumbed[index]
+    ls = links(ns)
+    assert ls[eth]["address"] == done.endpoint.mac and ls[eth]["linkinfo"]["info_kind"] == "veth"
+    assert "UP" in ls[eth]["flags"] and "UP" in ls[tap]["flags"]
+    info = ls[tap]["linkinfo"]
+    assert info["info_kind"] == "tun"
+    assert {k: info["info_data"][k] for k in ("type", "pi", "vnet_hdr", "multi_queue", "numqueues", "persist",
+                                              "user", "group")} == \
+        {"type": "tap", "pi": False, "vnet_hdr": True, "multi_queue": True, "numqueues": queues, "persist": True,
+         "user": "root", "group": "root"}
+    assert ls[tap]["address"] != done.endpoint.mac  # the tap keeps its own random MAC
+    assert ls[tap]["mtu"] == ls[eth]["mtu"] == done.mtu
+    ingress = {q["dev"] for q in tc_json(ns, "qdisc", "show") if q["kind"] == "ingress"}
+    assert {eth, tap} <= ingress
+    match = {"value": "0", "mask": "0", "offmask": "", "off": 0}
+    for src, dst in ((eth, tap), (tap, eth)):
+        (f,) = ingress_redirects(ns, src)
+        assert (f["protocol"], f["pref"], f["kind"], f["match"], f["action"]) == \
+            ("all", 49152, "u32", match, ("mirred", "egress", "redirect", dst, "stolen"))
+    assert [tun_iff(fd) for fd in done.fds] == [tap] * queues
+    addrs = [a for a in ip_json(ns, "addr", "show", "dev", eth)[0]["addr_info"] if a["family"] == "inet"]
+    assert [f"{a['local']}/{a['prefixlen']}" for a in addrs] == [done.pod_address]
+
+
+def assert_peer(pod: PodNetwork, index: int) -> None:
+    done = pod.plumbed[index]
+    (peer,) = ip_json(pod.peer_netns, "addr", "show", "dev", f"veth{index}")
+    assert [f"{a['local']}/{a['prefixlen']}" for a in peer["addr_info"] if a["family"] == "inet"] == \
+        [done.peer_address]
+
+
+def assert_gone(pod: PodNetwork, macvtap_nodes: list[str] = ()) -> None:
+    assert pod.netns not in netns_names() and pod.peer_netns not in netns_names()
+    assert not pod.run_dir.exists()
+    deadline = time.monotonic() + 5
+    while any(os.path.exists(n) for n in macvtap_nodes) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [n for n in macvtap_nodes if os.path.exists(n)]
+
+
+@needs_root
+@pytest.mark.parametrize(("vector", "queues"), [("net_default", 1), ("net_vcpus_4", 4)])
+def test_tcfilter_is_built_as_kata_builds_it(clean_host: object, vector: str, queues: int) -> None:
+    with PodNetwork.build(vector_endpoints(vector)) as pod:
+        assert pod.netns.startswith("kt-") and {pod.netns, pod.peer_netns} <= set(netns_names())
+        assert_tcfilter(pod, 0, queues)
+        assert_peer(pod, 0)
+        # traffic from the host side is redirected to the tap: the eth0 -> tap filter counts it
+        send_udp(pod.peer_netns, pod.plumbed[0].pod_address)
+        assert ingress_redirects(pod.netns, "eth0")[0]["packets"] >= 1  # the ARP request for the pod address
+    assert_gone(pod)
+
+
+@needs_root
+@pytest.mark.parametrize(("vector", "queues"), [("net_macvtap", 1), ("net_macvtap_vcpus_4", 4)])
+def test_macvtap_is_built_as_kata_builds_it(clean_host: object, vector: str, queues: int) -> None:
+    eps = vector_endpoints(vector)  # net_macvtap_vcpus_4 has two endpoints
+    with PodNetwork.build(eps) as pod:
+        nodes = []
+        ls = links(pod.netns)
+        for ep, done in zip(eps, pod.plumbed, strict=True):
+            tap, eth = ls[ep.tap_name], ls[ep.name]
+            assert tap["linkinfo"] == {"info_kind": "macvtap",
+                                       "info_data": {"mode": "bridge", "bcqueuelen": 1000, "usedbcqueuelen": 1000}}
+            assert tap["link"] == ep.name and tap["address"] == ep.mac and tap["mtu"] == eth["mtu"]
+            assert 8192 <= tap["ifindex"] == done.macvtap_index < 8192 + 0x10000
+            assert eth["address"] != ep.mac and int(eth["address"][:2], 16) & 0x03 == 0x02  # random, local
+            assert eth["promiscuity"] == 1 and "UP" in tap["flags"]
+            assert ip_json(pod.netns, "addr", "show", "dev", ep.name)[0]["addr_info"] == []
+            node = f"/dev/tap{done.macvtap_index}"
+            nodes.append(node)
+            assert len(done.fds) == queues
+            assert all(os.fstat(fd).st_rdev == os.stat(node).st_rdev for fd in done.fds)
+            assert_peer(pod, ep.index)
+        assert not [q for q in tc_json(pod.netns, "qdisc", "show") if q["kind"] == "ingress"]
+        assert len(set(nodes)) == len(eps)
+    assert_gone(pod, nodes)
+
+
+@needs_root
+def test_two_endpoints_each_get_their_own_plumbing(clean_host: object) -> None:
+    with PodNetwork.build(vector_endpoints("net_default_2")) as pod:
+        for i in (0, 1):
+            assert_tcfilter(pod, i, 1)
+            assert_peer(pod, i)
+        assert links(pod.netns)["eth1"]["address"] == "0a:58:0a:f4:00:07"
+        assert pod.plumbed[0].pod_address != pod.plumbed[1].pod_address
+    assert_gone(pod)
+
+
+@needs_root
+def test_parallel_vms_never_share_a_namespace_address_or_macvtap(clean_host: object) -> None:
+    eps = vector_endpoints("net_macvtap")
+    with PodNetwork.build(eps) as a, PodNetwork.build(eps) as b:
+        assert len({a.netns, a.peer_netns, b.netns, b.peer_netns}) == 4
+        assert a.slot != b.slot and a.plumbed[0].pod_address != b.plumbed[0].pod_address
+        assert a.plumbed[0].char_device != b.plumbed[0].char_device
+    assert_gone(a)
+    assert_gone(b)
+
+
+@needs_root
+def test_setns_changes_only_the_helper_thread(clean_host: object) -> None:
+    mine = os.readlink("/proc/self/ns/net")
+    with PodNetwork.build(vector_endpoints("net_default")) as pod:
+        theirs = network.in_netns(pod.netns, lambda: os.readlink("/proc/thread-self/ns/net"))
+        assert theirs != mine and os.readlink("/proc/self/ns/net") == mine
+    assert_gone(pod)
+
+
+@needs_root
+def test_plan_places_the_queues_at_the_argv_numbers(clean_host: object) -> None:
+    argv = read_argv_file(NET / "named/net_vcpus_4.argv")
+    plan = plan_launch(argv, read_argv_file(NET / "named/net_vcpus_4.virtiofsd.argv"), assets={},
+                       accel=AccelVerdict("tcg", "test"), vhost_vsock_available=False)
+    with PodNetwork.build(endpoints_from_argv(argv)) as pod:
+        without = pod.apply(plan, vhost_net=False)
+        assert [o.kind for o in without.overrides if o.kind == "no-vhost-net"] == ["no-vhost-net"]
+        assert "tap,id=network-0,fds=8:9:10:11" in without.argv
+        entries = without.inherited_fds()
+        assert [(e.target, e.kind, e.owner_fd) for e in entries] == \
+            [(8 + q, "passed", pod.plumbed[0].fds[q]) for q in range(4)]
+        with_vhost = pod.apply(plan, vhost_net=True)
+        assert "tap,id=network-0,vhost=on,vhostfds=4:5:6:7,fds=8:9:10:11" in with_vhost.argv
+        assert [(e.target, e.path) for e in with_vhost.inherited_fds()][:4] == \
+            [(n, "/dev/vhost-net") for n in (4, 5, 6, 7)]
+    assert_gone(pod)
+
+
+OWNER = """
+import json, sys, time
+sys.path.insert(0, {root!r})
+from tests.test_launch_network import vector_endpoints
+from katatest.launch.network import PodNetwork
+pod = PodNetwork.build(vector_endpoints({vector!r}))
+print(json.dumps({{"netns": [pod.netns, pod.peer_netns], "run_dir": str(pod.run_dir),
+                  "node": pod.plumbed[0].char_device}}), flush=True)
+time.sleep(600)
+"""
+
+
+@needs_root
+@pytest.mark.parametrize("vector", ["net_vcpus_4", "net_macvtap"])
+def test_sweep_removes_the_namespaces_of_a_sigkilled_owner(clean_host: object, vector: str) -> None:
+    owner = subprocess.Popen([sys.executable, "-c", OWNER.format(root=str(ROOT), vector=vector)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        made = json.loads(owner.stdout.readline())
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+        owner.stdout.close()
+    assert set(made["netns"]) <= set(netns_names())  # SIGKILL left them behind
+    report = sweep()
+    assert {f"netns {n}" for n in made["netns"]} | {made["run_dir"]} <= set(report.removed)
+    assert not set(made["netns"]) & set(netns_names()) and not os.path.exists(made["run_dir"])
+    if made["node"] != network.TUN:
+        deadline = time.monotonic() + 5
+        while os.path.exists(made["node"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not os.path.exists(made["node"])
+
+
+def test_not_root_gives_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    reason = network.unavailable_reason()
+    assert reason and "needs root" in reason
+    with pytest.raises(KatatestError, match="pod network unavailable: the pod network needs root"):
+        PodNetwork.build(vector_endpoints("net_default"))
