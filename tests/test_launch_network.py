@@ -301,3 +301,33 @@ def test_not_root_gives_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     assert reason and "needs root" in reason
     with pytest.raises(KatatestError, match="pod network unavailable: the pod network needs root"):
         PodNetwork.build(vector_endpoints("net_default"))
+
+
+@needs_root
+@pytest.mark.boot
+def test_qemu_inherits_the_tap_queues_at_the_argv_numbers(clean_host: object, tmp_path: Path) -> None:
+    """A real QEMU (TCG, katatest's probe kernel) launched from net_vcpus_4's argv finds the 4 queues of
+    tap0_kata at fds 8-11, and no other copy of them."""
+    from katatest.launch.probe_kernel import write_probe_kernel
+    from katatest.launch.vm import VirtualMachine
+
+    image = tmp_path / "image"
+    image.write_bytes(b"\0" * (4 << 20))
+    argv = read_argv_file(NET / "named/net_vcpus_4.argv")
+    plan = plan_launch(argv, read_argv_file(NET / "named/net_vcpus_4.virtiofsd.argv"),
+                       assets={"kernel": str(write_probe_kernel(tmp_path / "probe.bin")), "image": str(image)},
+                       accel=AccelVerdict("tcg", "test"), vhost_vsock_available=os.path.exists("/dev/vhost-vsock"))
+    with PodNetwork.build(endpoints_from_argv(argv)) as pod:
+        with VirtualMachine(pod.apply(plan), tmp_path / "runs", name="net") as vm:
+            pod.close_fds()  # QEMU holds its own copies now
+            assert vm.qmp.status() == "running"
+            assert [tun_iff(n, vm.qemu_pid) for n in (8, 9, 10, 11)] == ["tap0_kata"] * 4
+            tuns = [fd for fd in os.listdir(f"/proc/{vm.qemu_pid}/fd")
+                    if os.readlink(f"/proc/{vm.qemu_pid}/fd/{fd}") == "/dev/net/tun"]
+            assert sorted(map(int, tuns)) == [8, 9, 10, 11]  # exactly the argv's numbers, no strays
+            tun = links(pod.netns)["tap0_kata"]["linkinfo"]["info_data"]
+            # QEMU detaches (TUNSETQUEUE) every queue pair but the first until the guest enables multiqueue
+            assert (tun["numqueues"], tun["numdisabled"]) == (1, 3)
+        tun = links(pod.netns)["tap0_kata"]["linkinfo"]["info_data"]
+        assert (tun["numqueues"], tun["numdisabled"]) == (0, 0)  # QEMU gone, the persistent tap stays
+    assert_gone(pod)
