@@ -122,12 +122,28 @@ def test_no_vhost_net_override_drops_vhost_only() -> None:
 
 # --- real plumbing (root) --------------------------------------------------------------------------------------
 
+def left_by_us(name: str) -> bool:
+    """Whether namespace ``name`` is this process's leftover: recorded by this process as owner, or recorded
+    by nobody (no sweep could find it). Another owner's (a concurrent test's, live or awaiting its sweep) is not."""
+    from katatest.launch.proc import owner_token
+    from katatest.launch.vm import OWNER_FILE, RUNTIME_PARENT
+
+    base = name.removesuffix(network.PEER_SUFFIX)
+    try:
+        token = (Path(RUNTIME_PARENT) / base / OWNER_FILE).read_text().strip()
+    except OSError:
+        return True
+    return token == owner_token()
+
+
 @pytest.fixture
 def clean_host(isolated_env: dict) -> object:
-    """Host links and named namespaces before; the test's plumbing must leave both as they were."""
+    """Host links and named namespaces before; the test's plumbing must leave the host's links as they were
+    and no namespace of its own behind."""
     before = (host_links(), netns_names())
     yield before
-    assert (host_links(), netns_names()) == before
+    assert host_links() == before[0]
+    assert [n for n in netns_names() if n not in before[1] and left_by_us(n)] == []
 
 
 def assert_tcfilter(pod: PodNetwork, index: int, queues: int) -> None:
