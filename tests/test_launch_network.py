@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from katatest.launch.kvm import AccelVerdict
 from katatest.launch.network import (
     NetEndpoint,
     PodNetwork,
+    endpoint_from_plumbing,
     endpoints_from_argv,
     ip_json,
     model_of_config,
@@ -118,6 +120,34 @@ def test_no_vhost_net_override_drops_vhost_only() -> None:
         (("-netdev", "tap,id=network-1,vhost=on,vhostfds=6,fds=7"), ("-netdev", "tap,id=network-1,fds=7"))]
     assert all("/dev/vhost-net is absent" in o.reason for o in overrides)
     assert vhost_overrides(read_argv_file(NET / "named/net_disable_vhost_net.argv")) == []
+
+
+@dataclass(frozen=True)
+class Plumbing:
+    """The fields of the generator's NetPlumbing (katatest.generate.plumbing) the launcher reads."""
+
+    endpoint: str
+    model: str
+    netdev_id: str
+    mac: str
+    queues: int
+    vhost: bool
+    vhost_fds: tuple[int, ...]
+    tap_fds: tuple[int, ...]
+    addresses: tuple[str, ...] = ()
+    tx_rate: int = 0
+
+
+def test_endpoint_from_the_generators_record() -> None:
+    ep = endpoint_from_plumbing(Plumbing("eth0", "tcfilter", "network-0", "02:00:00:00:00:01", 2, False, (4, 5),
+                                         (6, 7), ("10.88.0.2/16",)))
+    assert (ep.name, ep.vhost_fds, ep.tap_fds, ep.addresses) == ("eth0", (), (6, 7), ("10.88.0.2/16",))
+    assert network.peer_address("10.88.0.2/16") == "10.88.0.1/16"
+    with pytest.raises(KatatestError, match="eth1: rate limiters"):
+        endpoint_from_plumbing(Plumbing("eth1", "macvtap", "network-1", "02:00:00:00:00:02", 1, True, (4,), (5,),
+                                        tx_rate=1000))
+    with pytest.raises(KatatestError, match="eth0: address 'x' is not a CIDR"):
+        replace(ep, addresses=("x",))
 
 
 # --- real plumbing (root) --------------------------------------------------------------------------------------
@@ -247,6 +277,16 @@ def test_parallel_vms_never_share_a_namespace_address_or_macvtap(clean_host: obj
         assert a.plumbed[0].char_device != b.plumbed[0].char_device
     assert_gone(a)
     assert_gone(b)
+
+
+@needs_root
+def test_cni_addresses_are_used_when_given(clean_host: object) -> None:
+    (ep,) = vector_endpoints("net_default")
+    with PodNetwork.build([replace(ep, addresses=("10.88.0.2/16",))]) as pod:
+        assert (pod.plumbed[0].pod_address, pod.plumbed[0].peer_address) == ("10.88.0.2/16", "10.88.0.1/16")
+        assert_tcfilter(pod, 0, 1)
+        assert_peer(pod, 0)
+    assert_gone(pod)
 
 
 @needs_root

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from katatest.generate.options import option_values, props
 from katatest.launch.errors import LaunchError, PlanError
@@ -83,6 +83,7 @@ class NetEndpoint:
     tap_fds: tuple[int, ...]
     vhost_fds: tuple[int, ...] = ()
     netdev_id: str = ""
+    addresses: tuple[str, ...] = ()  # the veth's CIDRs as CNI set them; () = a /30 of katatest's pool
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -91,6 +92,11 @@ class NetEndpoint:
         if len(self.tap_fds) != self.queues or (self.vhost_fds and len(self.vhost_fds) != self.queues):
             raise PlanError(f"{self.netdev_id or self.name}: {self.queues} queues but fds={self.tap_fds} "
                             f"vhostfds={self.vhost_fds}")
+        for addr in self.addresses:
+            try:
+                ipaddress.ip_interface(addr)
+            except ValueError:
+                raise PlanError(f"{self.name}: address {addr!r} is not a CIDR") from None
 
     @property
     def index(self) -> int:
@@ -134,6 +140,27 @@ def endpoints_from_argv(argv: Sequence[str], model: str = "tcfilter") -> list[Ne
         out.append(NetEndpoint(f"eth{netdev[len('network-'):]}", macs[netdev].lower(), model, len(taps), taps,
                                vhost, netdev))
     return out
+
+
+class PlumbingLike(Protocol):
+    """The generator's per-endpoint record (``katatest.generate.plumbing.NetPlumbing``)."""
+
+    endpoint: str
+    model: str
+    netdev_id: str
+    mac: str
+    queues: int
+    vhost: bool
+    vhost_fds: tuple[int, ...]
+    tap_fds: tuple[int, ...]
+
+
+def endpoint_from_plumbing(p: PlumbingLike) -> NetEndpoint:
+    """The endpoint the generator rendered (its NetPlumbing), refusing what katatest does not plumb yet."""
+    if getattr(p, "rx_rate", 0) or getattr(p, "tx_rate", 0):
+        raise PlanError(f"{p.endpoint}: rate limiters (rx/tx_rate_limiter_max_rate) are not plumbed by katatest")
+    return NetEndpoint(p.endpoint, p.mac.lower(), p.model, p.queues, tuple(p.tap_fds),
+                       tuple(p.vhost_fds) if p.vhost else (), p.netdev_id, tuple(getattr(p, "addresses", ())))
 
 
 def model_of_config(doc: dict) -> str:
@@ -292,6 +319,15 @@ def _claim_slot(record: Path, names: list[str]) -> int:
     return slot
 
 
+def peer_address(pod: str) -> str:
+    """The host side's address for pod address ``pod`` (CIDR): the first other host of its IPv4 network."""
+    iface = ipaddress.ip_interface(pod)
+    if iface.version != 4 or iface.network.prefixlen > 30:
+        raise NetworkError(f"{pod}: the host side needs an IPv4 network with room for a peer (/30 or larger)")
+    host = next(h for h in iface.network.hosts() if h != iface.ip)
+    return f"{host}/{iface.network.prefixlen}"
+
+
 def slot_addresses(slot: int, index: int) -> tuple[str, str]:
     """(pod address, peer address) with prefix for endpoint ``index`` of address slot ``slot``: a /30."""
     if index >= MAX_ENDPOINTS:
@@ -368,11 +404,16 @@ class PodNetwork:
 
     def _veth(self, ep: NetEndpoint) -> tuple[str, str, int]:
         """What CNI would have made: ``ethI`` (MAC, address, up) in the pod netns, ``vethI`` in the peer's."""
-        pod_addr, peer_addr = slot_addresses(self.slot or 0, ep.index)
+        ipv4 = [a for a in ep.addresses if ipaddress.ip_interface(a).version == 4]
+        if ipv4:
+            pod_addr, peer_addr = ipv4[0], peer_address(ipv4[0])
+        else:
+            pod_addr, peer_addr = slot_addresses(self.slot or 0, ep.index)
         ns, peer = self.netns, self.peer_netns
         run("ip", "-n", ns, "link", "add", ep.name, "address", ep.mac, "type", "veth",
             "peer", "name", ep.peer_name, "netns", peer)
-        run("ip", "-n", ns, "addr", "add", pod_addr, "dev", ep.name)
+        for addr in ep.addresses or (pod_addr,):
+            run("ip", "-n", ns, "addr", "add", addr, "dev", ep.name)
         run("ip", "-n", ns, "link", "set", ep.name, "up")
         run("ip", "-n", peer, "addr", "add", peer_addr, "dev", ep.peer_name)
         run("ip", "-n", peer, "link", "set", ep.peer_name, "up")
