@@ -51,6 +51,14 @@ def check_unique(entries: Iterable[InheritedFd]) -> list[InheritedFd]:
     return sorted(seen.values(), key=lambda e: e.target)
 
 
+def keep_passed_private(entries: Iterable[dict]) -> None:
+    """In the supervisor: its copies of the owner's ``passed`` fds stop being inheritable, so neither
+    virtiofsd nor QEMU gets a stray copy; QEMU receives each one only at its target (``placer``)."""
+    for entry in entries:
+        if entry.get("kind") == "passed" and entry.get("owner_fd") is not None:
+            os.set_inheritable(int(entry["owner_fd"]), False)
+
+
 def _high(fd: int) -> int:
     return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, HIGH_FD)
 

@@ -248,6 +248,7 @@ def main(argv: list[str]) -> int:
         spec = json.load(fh)
     lifeline = int(spec["lifeline_fd"])
     os.set_inheritable(lifeline, False)
+    fds.keep_passed_private(spec.get("inherit", []))
     return supervise(spec, lifeline)
 
 

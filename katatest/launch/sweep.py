@@ -1,7 +1,8 @@
-"""Find and remove what dead katatest owners left behind: marked QEMU/virtiofsd/supervisor processes and
-private runtime dirs. Only leftovers whose owner process is gone are touched (others may be running VMs),
-and only those of the sweeper's own :class:`Scope` (its TMPDIR and XDG_RUNTIME_DIR): concurrent sessions
-given their own dirs never see each other's leftovers."""
+"""Find and remove what dead katatest owners left behind: marked QEMU/virtiofsd/supervisor processes,
+private runtime dirs and the network namespaces such a dir records (``launch.network``). Only leftovers
+whose owner process is gone are touched (others may be running VMs), and only those of the sweeper's own
+:class:`Scope` (its TMPDIR and XDG_RUNTIME_DIR): concurrent sessions given their own dirs never see each
+other's leftovers."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from katatest.launch.network import remove_recorded_netns
 from katatest.launch.proc import ProcInfo, alive, kill, processes, token_alive
 from katatest.launch.vm import (
     MARKER_ENV,
@@ -144,6 +146,7 @@ def sweep(include_live_owners: bool = False, scope: Scope | None = None) -> Swee
         victims = [p for p in victims if alive(p.pid)]
         time.sleep(0.05)
     for path in leftover_runtime_dirs(include_live_owners, scope):
+        report.removed += [f"netns {name}" for name in remove_recorded_netns(path)]
         shutil.rmtree(path, ignore_errors=True)
         report.removed.append(str(path))
     return report
