@@ -1,4 +1,5 @@
-"""Generation suite: every Kata 3.0.0 conformance vector rendered and compared (fast, boots nothing)."""
+"""Generation suite: every conformance vector of the selected Kata releases (--katatest-kata-version, default
+all) rendered as its release and compared (fast, boots nothing); the matrix cells against their goldens."""
 
 from __future__ import annotations
 
@@ -8,16 +9,21 @@ from pathlib import Path
 import pytest
 
 from katatest.conformance.check import check_vector
-from katatest.conformance.vectors import discover, normalise
+from katatest.conformance.vectors import VECTOR_SETS, discover, normalise
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "conformance"
-SUITES = ("kata-3.0.0", "kata-3.0.0-clh", "kata-3.0.0-fc")
-VECTORS = [v for suite in SUITES for v in discover(DATA, suite)]
 
 
-@pytest.mark.parametrize("vector", VECTORS, ids=[v.id for v in VECTORS])
-def test_generation_matches_kata(vector):
-    problems = check_vector(vector)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "vector" in metafunc.fixturenames:
+        wanted = metafunc.config.getoption("katatest_kata_version") or sorted(set(VECTOR_SETS.values()))
+        cases = [pytest.param(v, release, id=f"{release}:{v.id}") for suite, release in VECTOR_SETS.items()
+                 if release in wanted for v in discover(DATA, suite)]
+        metafunc.parametrize(("vector", "release"), cases)
+
+
+def test_generation_matches_kata(vector, release):
+    problems = check_vector(vector, release)
     assert not problems, "; ".join(problems)
 
 
@@ -68,7 +74,8 @@ def test_cell_argv_is_well_formed(reference_render):
 def test_no_stale_cell_goldens():
     from katatest.matrix.model import load_matrix
 
-    names = set(load_matrix().cells)
+    matrix = load_matrix()
+    names = set(matrix.cells) | {c.name for name in matrix.matrices for c in matrix.named(name)}
     stale = [p.name for p in GOLDEN.glob("*.argv") if p.stem not in names]
     assert not stale, f"goldens of cells that no longer exist: {stale}"
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 
 from katatest.conformance.check import check_vector
-from katatest.conformance.vectors import Vector, discover, first_difference
+from katatest.conformance.vectors import VECTOR_SETS, Vector, discover, first_difference
 from katatest.generate.render import render_file
 from katatest.host.flags import parse_flags
+from katatest.kata.releases import DEFAULT_RELEASE
 from tests.conformance_files import DATA
 
-RELEASE_SETS = {"kata-3.30.0": "3.30.0", "kata-4.1.0": "4.1.0"}
+RELEASE_SETS = {suite: release for suite, release in VECTOR_SETS.items() if release != DEFAULT_RELEASE}
 CASES = [pytest.param(vector, release, id=vector.id)
          for suite, release in RELEASE_SETS.items() for vector in discover(DATA, suite)]
 

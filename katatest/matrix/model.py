@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from katatest.errors import ConfigError
-from katatest.kata.releases import DEFAULT_RELEASE, known_releases
+from katatest.kata.releases import DEFAULT_RELEASE, known_releases, load_release
 from katatest.kata.tomlconf import Section, load_toml
 
 DEFAULT_MATRIX_FILE = Path(__file__).resolve().parent.parent / "data" / "matrix.toml"
@@ -54,17 +55,46 @@ class Matrix:
     source: str = ""
 
     def named(self, name: str) -> list[Cell]:
-        """The cells a matrix name selects (patterns allowed, e.g. ``*``)."""
+        """The cells a matrix name selects. An entry is a cell-name pattern (e.g. ``*``), optionally with
+        ``@RELEASE`` (a pattern too): those cells rendered as that Kata release, named ``CELL@RELEASE``."""
         if name not in self.matrices:
             raise ConfigError("matrices", f"no matrix named {name!r} (have: {', '.join(self.matrices)})",
                               self.source)
         selected: list[Cell] = []
-        for pattern in self.matrices[name]:
+        for entry in self.matrices[name]:
+            pattern, _, release_pattern = entry.partition("@")
             hits = [c for n, c in self.cells.items() if fnmatch.fnmatchcase(n, pattern)]
             if not hits:
                 raise ConfigError(f"matrices.{name}", f"{pattern!r} names no cell", self.source)
+            if release_pattern:
+                hits = self._retargeted(hits, release_pattern, f"matrices.{name}")
             selected += [c for c in hits if c not in selected]
         return selected
+
+    def _retargeted(self, cells: list[Cell], release_pattern: str, key: str) -> list[Cell]:
+        """``cells`` as every release matching ``release_pattern`` that drives their hypervisor. A cell
+        named with an exact release that does not drive its hypervisor is an error; a pattern skips it."""
+        releases = [r for r in known_releases() if fnmatch.fnmatchcase(r, release_pattern)]
+        if not releases:
+            raise ConfigError(key, f"@{release_pattern} names no Kata release (known: "
+                              f"{', '.join(known_releases())})", self.source)
+        exact = release_pattern in releases
+        out = []
+        for cell in cells:
+            for release in releases:
+                if cell.hypervisor not in load_release(release).hypervisors:
+                    if exact:
+                        raise ConfigError(key, f"{cell.name}@{release}: Kata {release} is not modelled for "
+                                          f"{cell.hypervisor} in katatest", self.source)
+                    continue
+                out.append(cell if release == cell.release else retarget(cell, release))
+        return out
+
+
+def retarget(cell: Cell, release: str) -> Cell:
+    """``cell`` rendered from Kata ``release``'s shipped config instead: named ``CELL@RELEASE``."""
+    return dataclasses.replace(cell, name=f"{cell.name}@{release}", release=release,
+                               description=f"{cell.name} on Kata {release}'s shipped configuration")
 
 
 def _choice(section: Section, key: str, choices: tuple[str, ...], default: str | None = None) -> str:
