@@ -10,6 +10,8 @@ is left behind.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,8 @@ from katatest.guest.boot import boot_argv
 from katatest.launch.plan import option_values, read_argv_file
 from katatest.launch.proc import alive, owner_token
 from katatest.launch.qmp import Qmp
-from katatest.launch.sweep import katatest_processes
+from katatest.launch.sweep import Scope, katatest_processes
+from katatest.launch.vm import RUNTIME_PREFIX
 from tests.faults.helpers import built_assets
 
 pytestmark = [pytest.mark.boot, pytest.mark.usefixtures("isolated_env")]
@@ -77,3 +80,27 @@ def test_shipped_default_argv_boots(tmp_path: Path, release: str, arch: str, nam
     assert not [p for p in pids if alive(p)]
     assert not os.path.exists(runtime_dir)
     assert mine() == []
+
+
+SHIPPED = Path(__file__).resolve().parent.parent / "katatest" / "data" / "base"
+
+
+@pytest.mark.parametrize(("release", "arch"), [(r, a) for r, a, _ in CASES], ids=[f"{r}-{a}" for r, a, _ in CASES])
+def test_katatest_boot_of_the_shipped_config(isolated_env: dict[str, str], release: str, arch: str) -> None:
+    """``katatest boot --kata-version R`` of R's shipped config: the guest's /proc/cmdline is the -append
+    ``katatest render`` generates for this host, and the run leaves no process or runtime dir behind."""
+    if os.geteuid() != 0:
+        pytest.skip("QEMU 7.2's C virtiofsd needs root (setgroups)")
+    config = str(SHIPPED / release / f"configuration-qemu-{arch}.toml")
+    flags = [config, "--kata-version", release, "--arch", arch]
+    katatest = [sys.executable, "-m", "katatest"]
+    rendered = subprocess.run([*katatest, "render", *flags, "--detect-host"], env=isolated_env, text=True,
+                              capture_output=True, timeout=60, check=True).stdout.splitlines()
+    booted = subprocess.run([*katatest, "boot", *flags, "--", "cat", "/proc/cmdline"], env=isolated_env,
+                            text=True, capture_output=True, timeout=300)
+    assert booted.returncode == 0, booted.stderr[-2000:]
+    assert booted.stdout.rstrip("\n") == rendered[rendered.index("-append") + 1]
+    scope = Scope.of(isolated_env)
+    assert katatest_processes(scope=scope) == []
+    left = [p for parent in scope.parents for p in Path(parent).glob(f"{RUNTIME_PREFIX}*") if scope.holds_dir(p)]
+    assert left == [] and list(Path(isolated_env["TMPDIR"]).iterdir()) == []
