@@ -9,6 +9,7 @@ import pytest
 from katatest.expect.checks import (
     MACHINE_PCI_DEVICES,
     VIRTIO_PCI_IDS,
+    device_props,
     has_virtio_modern_capability,
     machine_type,
     options,
@@ -64,7 +65,7 @@ def test_transitional_or_modern_as_disable_modern_says(guest, guest_pci):
     """disable-modern=true (nested host) devices expose no virtio 1.0 capability; =false ones do."""
     checked = 0
     for value in options(guest.plan.argv, "-device"):
-        fields = props(value)
+        fields = device_props(value)
         if "disable-modern" not in fields or not fields[""].endswith("-pci"):
             continue
         if fields[""] not in VIRTIO_PCI_IDS:
@@ -167,6 +168,6 @@ def test_virtio_mmio(guest):
     if machine_type(guest.plan.argv) != "microvm":
         pytest.skip("PCI machine: devices are checked through PCI")
     wanted = [d for d in options(guest.plan.argv, "-device")
-              if props(d)[""].endswith("-device") and props(d)[""].startswith(("virtio-", "vhost-"))]
+              if device_props(d)[""].endswith("-device") and device_props(d)[""].startswith(("virtio-", "vhost-"))]
     present = guest.host.run("ls /sys/bus/virtio/devices 2>/dev/null").stdout.split()
     assert len(present) == len(wanted), (present, wanted)

@@ -31,8 +31,38 @@ def test_default_matrix_covers_the_required_cells():
                                           "amd64-legacy-serial", "amd64-viommu", "clh-default", "fc-default"}
 
 
-def test_full_matrix_is_every_cell():
-    assert {c.name for c in MATRIX.named("full")} == set(MATRIX.cells)
+def test_full_matrix_is_every_cell_for_every_release_that_models_it():
+    from katatest.kata.releases import known_releases
+    from katatest.matrix.model import unmodelled
+
+    expected = set(MATRIX.cells) | {f"{c.name}@{r}" for c in MATRIX.cells.values() for r in known_releases()
+                                    if r != c.release and not unmodelled(c, r)}
+    assert {c.name for c in MATRIX.named("full")} == expected
+    assert "clh-default@4.1.0" not in expected and "amd64-net-tcfilter@4.1.0" not in expected
+    assert "amd64-initrd-9p-blk@4.1.0" in expected
+
+
+def test_release_entries(tmp_path):
+    """CELL@RELEASE: the cell on that release's shipped config; an exact release that cannot model the cell,
+    or an unknown one, is an error naming the matrix."""
+    import dataclasses
+
+    (cell,) = dataclasses.replace(MATRIX, matrices={"m": ["amd64-initrd-9p-blk@4.1.0"]}).named("m")
+    assert (cell.name, cell.release, cell.rootfs) == ("amd64-initrd-9p-blk@4.1.0", "4.1.0", "initrd")
+    for entry, message in (("clh-default@4.1.0", "Kata 4.1.0 is not modelled for clh"),
+                           ("amd64-net-tcfilter@3.30.0", "pod network endpoints are not modelled"),
+                           ("amd64-initrd-9p-blk@9.9", "names no Kata release")):
+        with pytest.raises(ConfigError, match=message) as err:
+            dataclasses.replace(MATRIX, matrices={"m": [entry]}).named("m")
+        assert "matrices.m" in str(err.value)
+
+
+def test_net_endpoints_are_checked(tmp_path):
+    path = tmp_path / "m.toml"
+    path.write_text('[matrices]\ndefault = ["c"]\n[cell.c]\narch = "amd64"\nrootfs = "initrd"\n'
+                    'shared_fs = "virtio-fs"\nblock_driver = "virtio-blk"\nnet_endpoints = ["tap"]\n')
+    with pytest.raises(ConfigError, match="cell.c.net_endpoints"):
+        load_matrix(path)
 
 
 def test_shards_partition_the_cells_deterministically():

@@ -22,7 +22,7 @@ DEFAULT_COMMAND = ("cat", "/proc/cmdline")
 def cmd_boot(args: argparse.Namespace) -> int:
     from katatest.assets.cache import ensure_assets
     from katatest.generate.render import render_doc
-    from katatest.guest.boot import CannotBoot, VmmMissing, boot_guest, check_bootable
+    from katatest.guest.boot import CannotBoot, VmmMissing, boot_guest, check_bootable, preview_facts
     from katatest.host.facts import detect
     from katatest.kata.hypervisors import qemu_paths
     from katatest.launch.kvm import accel_verdict
@@ -32,7 +32,7 @@ def cmd_boot(args: argparse.Namespace) -> int:
     document = load_toml(args.config)
     facts = config_facts(args, document, detect=True)
     try:  # before assets: a missing QEMU must not wait for a kernel build to be reported
-        preview = facts.with_overrides(sandbox_id="kt" + "1" * 14)  # short, like boot_guest's ids
+        preview = preview_facts(facts)
         check_bootable(render_doc(document, preview, Path(args.config).stem, release=args.kata_version), host,
                        preview)
     except VmmMissing:
@@ -51,6 +51,10 @@ def cmd_boot(args: argparse.Namespace) -> int:
                 for override in guest.plan.overrides:
                     print(f"override {override.kind}: {' '.join(override.before)!r} -> "
                           f"{' '.join(override.after)!r} ({override.reason})", file=sys.stderr)
+                for nic in guest.nics:
+                    print(f"network: {nic.endpoint} ({nic.model}, {nic.queues} queue(s)) is the guest's {nic.ifname} "
+                          f"{nic.mac} {nic.address}, host side {nic.peer} in netns {guest.network.peer_netns}",
+                          file=sys.stderr)
                 result = guest.channel.run(shlex.join(command), timeout=args.timeout)
         except CannotBoot as why:
             print(f"katatest: cannot boot here: {why.reason}", file=sys.stderr)

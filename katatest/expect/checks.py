@@ -114,11 +114,20 @@ MACHINE_PCI_DEVICES = {
 }
 
 
+def device_props(value: str) -> dict[str, str]:
+    """A ``-device`` value's properties, its type under ``""`` whether written first (``virtio-blk-pci,...``) or
+    as ``driver=`` (Kata's network devices: ``driver=virtio-net-pci,netdev=...``)."""
+    fields = props(value)
+    if not fields.get("") and "driver" in fields:
+        fields[""] = fields["driver"]
+    return fields
+
+
 def pci_devices_from_argv(argv: list[str]) -> list[tuple[str, tuple[str, ...]]]:
     """(driver, acceptable vendor:device ids) for each PCI device the argv adds."""
     out = []
     for value in options(argv, "-device"):
-        driver = props(value)[""]
+        driver = device_props(value)[""]
         if driver in VIRTIO_PCI_IDS:
             ids = tuple(f"{VIRTIO_VENDOR}:{d}" for d in VIRTIO_PCI_IDS[driver] if d)
             out.append((driver, ids))
@@ -238,7 +247,7 @@ def kata_block_hotplug(argv: list[str], driver: str, drive_id: str, path: str, *
     if cache is not None:
         blockdev["cache"] = {"direct": cache[0], "no-flush": cache[1]}
     device: dict = {"id": f"virtio-{drive_id}", "drive": drive_id, "share-rw": "on"}
-    devices = [props(d) for d in options(argv, "-device")]
+    devices = [device_props(d) for d in options(argv, "-device")]
     if driver == "virtio-scsi":
         if not any(d[""] == "virtio-scsi-pci" and d.get("id") == SCSI_CONTROLLER_ID for d in devices):
             raise CannotHotplug(f"block_device_driver = virtio-scsi but the argv has no {SCSI_CONTROLLER_ID} "

@@ -21,6 +21,7 @@ from katatest.generate.provenance import values
 from katatest.generate.render import render_doc
 from katatest.generate.rendered import Rendered
 from katatest.guest import GuestChannel, guest_host
+from katatest.guest.network import GuestNic, NoPodNetwork, build_pod_network, configure_like_the_agent
 from katatest.host.facts import HostFacts
 from katatest.kata.hypervisors import hypervisor
 from katatest.kata.loader import load_kata_config
@@ -28,6 +29,7 @@ from katatest.kata.releases import DEFAULT_RELEASE, load_release
 from katatest.launch.capabilities import QemuLacks, only_known, plan_findings, virtiofsd_refusal
 from katatest.launch.errors import LaunchError, UntranslatableFlag
 from katatest.launch.kvm import AccelVerdict
+from katatest.launch.network import PodNetwork
 from katatest.launch.plan import LaunchPlan, plan_launch
 from katatest.launch.vm import VirtualMachine, make_runtime_dir
 
@@ -63,6 +65,8 @@ class BootedGuest:
     ready_banner: str = ""
     msize9p: int = 8192
     notes: list[str] = field(default_factory=list)
+    network: PodNetwork | None = None  # the pod network's host side (when the rendering has endpoints)
+    nics: list[GuestNic] = field(default_factory=list)  # the endpoints as configured in the guest
 
     @property
     def generated_argv(self) -> list[str]:
@@ -79,8 +83,16 @@ def sandbox_id() -> str:
 
 
 def boot_facts(facts: HostFacts, runtime_dir: str) -> HostFacts:
-    """Kata's rootless layout under a private XDG_RUNTIME_DIR, with a fresh sandbox id."""
-    return facts.with_overrides(rootless=True, xdg_runtime_dir=runtime_dir, sandbox_id=sandbox_id())
+    """Kata's rootless layout under a private XDG_RUNTIME_DIR, with a fresh sandbox id. Pod networks are
+    rendered as on a Kata host with /dev/vhost-net; where it is missing the launch drops vhost (an override)."""
+    return facts.with_overrides(rootless=True, xdg_runtime_dir=runtime_dir, sandbox_id=sandbox_id(),
+                                vhost_net=True)
+
+
+def preview_facts(facts: HostFacts) -> HostFacts:
+    """``facts`` as ``boot_guest`` will render them, for checking a config before any asset is built: a
+    sandbox id as long as boot_guest's (a non-root user's socket paths must fit), vhost-net as on Kata's hosts."""
+    return facts.with_overrides(sandbox_id="kt" + "1" * 14, vhost_net=True)
 
 
 def check_bootable(rendered: Rendered, host: HostFacts, target: HostFacts) -> None:
@@ -194,13 +206,28 @@ def boot_guest(document: dict[str, Any], facts: HostFacts, *, host: HostFacts, a
         rendered = render_doc(document, facts, name, release=release)
         check_bootable(rendered, host, facts)
         plan = plan_for_host(values(rendered.argv), rendered.daemon_values(), assets=assets, accel=accel)
-        with launch_guest(plan, runtime_dir=runtime_dir, run_root=run_root, name=name, deadline=deadline,
-                          channel_timeout=ready_timeout) as (vm, channel, banner):
-            booted = BootedGuest(facts, rendered, vm.plan, vm, channel, guest_host(channel), accel, banner)
+        with contextlib.ExitStack() as stack:
+            pod = stack.enter_context(_pod_network(rendered)) if rendered.network else None
+            plan = pod.apply(plan) if pod else plan
+            vm, channel, banner = stack.enter_context(launch_guest(
+                plan, runtime_dir=runtime_dir, run_root=run_root, name=name, deadline=deadline,
+                channel_timeout=ready_timeout))
+            booted = BootedGuest(facts, rendered, vm.plan, vm, channel, guest_host(channel), accel, banner,
+                                 network=pod)
             _mount_like_the_agent(booted, load_kata_config(document, facts, name, load_release(release)).hypervisor)
+            if pod:
+                pod.close_fds()  # QEMU holds its own copies
+                booted.nics = configure_like_the_agent(channel.check_output, pod)
             yield booted
     finally:
         shutil.rmtree(runtime_dir, ignore_errors=True)  # also when the VM never started
+
+
+def _pod_network(rendered: Rendered) -> PodNetwork:
+    try:
+        return build_pod_network(rendered.network)
+    except NoPodNetwork as why:
+        raise CannotBoot(why.reason) from None
 
 
 @dataclass

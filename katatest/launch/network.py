@@ -207,6 +207,23 @@ def tc_json(netns: str, *args: str) -> list[dict]:
     return json.loads(out) if out.strip() else []
 
 
+def redirected_packets(netns: str, dev: str) -> int:
+    """Packets ``dev``'s ingress u32 filters redirected with ``mirred`` (Kata's tcfilter path)."""
+    total = 0
+    for f in tc_json(netns, "filter", "show", "dev", dev, "ingress"):
+        for action in f.get("options", {}).get("actions", []):
+            if action.get("kind") == "mirred":
+                total += int(action.get("stats", {}).get("packets", 0))
+    return total
+
+
+def link_bytes(netns: str, dev: str) -> tuple[int, int]:
+    """(rx, tx) bytes of ``dev`` in ``netns``."""
+    out = json.loads(run("ip", "-j", "-s", "-n", netns, "link", "show", "dev", dev))
+    stats = out[0]["stats64"]
+    return int(stats["rx"]["bytes"]), int(stats["tx"]["bytes"])
+
+
 def netns_names() -> list[str]:
     """The named network namespaces (``ip netns list``)."""
     out = run("ip", "-j", "netns", "list")

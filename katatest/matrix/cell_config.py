@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from katatest.errors import ConfigError
+from katatest.host.endpoints import endpoints_from_specs
 from katatest.host.facts import HostFacts
 from katatest.kata.hypervisors import hypervisor
 from katatest.kata.releases import DEFAULT_RELEASE
@@ -15,7 +16,6 @@ from katatest.matrix.model import Cell
 
 BASE_DIR = Path(__file__).resolve().parent.parent / "data" / "base"
 KATA_INITRD = "/usr/share/kata-containers/kata-containers-initrd.img"
-
 
 
 def base_config_path(arch: str, hypervisor: str = "qemu", release: str = DEFAULT_RELEASE) -> Path:
@@ -62,7 +62,7 @@ def cell_document(cell: Cell, base: dict[str, Any] | None = None) -> dict[str, A
 
 def cell_facts(cell: Cell, host: HostFacts) -> HostFacts:
     """The host facts a cell is rendered with: the real host's, with the cell's arch and TEE."""
-    changes: dict[str, Any] = {"arch": cell.arch}
+    changes: dict[str, Any] = {"arch": cell.arch, "net_endpoints": endpoints_from_specs(cell.net_endpoints)}
     if cell.protection != "none":
         changes["guest_protection"] = cell.protection
     if cell.arch != host.arch:

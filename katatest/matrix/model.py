@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from katatest.errors import ConfigError
+from katatest.errors import ConfigError, KatatestError
+from katatest.host.endpoints import endpoints_from_specs
 from katatest.kata.releases import DEFAULT_RELEASE, known_releases, load_release
 from katatest.kata.tomlconf import Section, load_toml
 
@@ -34,6 +35,7 @@ class Cell:
     hypervisor: str = "qemu"
     variant: str = ""
     release: str = DEFAULT_RELEASE  # the Kata release whose generator renders the cell
+    net_endpoints: tuple[str, ...] = ()  # the pod netns's interfaces, as --net-endpoint specs (veth[:MAC])
     description: str = ""
     settings: tuple[tuple[str, Any], ...] = ()
     expect: tuple[tuple[str, Any], ...] = ()
@@ -42,7 +44,8 @@ class Cell:
     def dims(self) -> dict[str, str]:
         return {"release": self.release, "hypervisor": self.hypervisor, "arch": self.arch,
                 "protection": self.protection, "rootfs": self.rootfs,
-                "shared_fs": self.shared_fs, "block_driver": self.block_driver, "variant": self.variant}
+                "shared_fs": self.shared_fs, "block_driver": self.block_driver, "variant": self.variant,
+                "network": ",".join(self.net_endpoints)}
 
     def expectation(self, key: str, default: Any = None) -> Any:
         return dict(self.expect).get(key, default)
@@ -82,13 +85,23 @@ class Matrix:
         out = []
         for cell in cells:
             for release in releases:
-                if cell.hypervisor not in load_release(release).hypervisors:
+                gap = unmodelled(cell, release)
+                if gap:
                     if exact:
-                        raise ConfigError(key, f"{cell.name}@{release}: Kata {release} is not modelled for "
-                                          f"{cell.hypervisor} in katatest", self.source)
+                        raise ConfigError(key, f"{cell.name}@{release}: {gap}", self.source)
                     continue
                 out.append(cell if release == cell.release else retarget(cell, release))
         return out
+
+
+def unmodelled(cell: Cell, release: str) -> str:
+    """What of ``cell`` katatest does not model for Kata ``release`` ('' when it models all of it)."""
+    kata = load_release(release)
+    if cell.hypervisor not in kata.hypervisors:
+        return f"Kata {release} is not modelled for {cell.hypervisor} in katatest"
+    if cell.net_endpoints and not kata.qemu.pod_network:
+        return f"Kata {release}'s pod network endpoints are not modelled in katatest"
+    return ""
 
 
 def retarget(cell: Cell, release: str) -> Cell:
@@ -102,6 +115,15 @@ def _choice(section: Section, key: str, choices: tuple[str, ...], default: str |
     if value not in choices:
         raise ConfigError(section.key(key), f"must be one of {', '.join(choices)}, not {value!r}", section.source)
     return value
+
+
+def _endpoints(section: Section) -> tuple[str, ...]:
+    specs = tuple(section.strs("net_endpoints"))
+    try:
+        endpoints_from_specs(specs)
+    except KatatestError as err:
+        raise ConfigError(section.key("net_endpoints"), str(err), section.source) from None
+    return specs
 
 
 def parse_cell(name: str, section: Section) -> Cell:
@@ -124,6 +146,7 @@ def parse_cell(name: str, section: Section) -> Cell:
         hypervisor=_choice(section, "hypervisor", HYPERVISORS, "qemu"),
         variant=section.str("variant"),
         release=_choice(section, "release", tuple(known_releases()), DEFAULT_RELEASE),
+        net_endpoints=_endpoints(section),
         description=section.str("description"),
         settings=tuple(settings.items()),
         expect=tuple(expect.items()),
