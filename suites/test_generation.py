@@ -32,8 +32,10 @@ def test_generation_matches_kata(vector, release):
 GOLDEN = Path(__file__).resolve().parent / "golden" / "cells"
 
 
-def test_cell_renders_like_its_golden(reference_render):
+def test_cell_renders_like_its_golden(reference_render, kata_base_config):
     """The cell's argv (reference host) is what the reviewed golden says; KATATEST_REGEN=1 rewrites it."""
+    if kata_base_config is not None:
+        pytest.skip("the cell's base is the installed config (--kata-config); its golden is of Kata's shipped one")
     argv = normalise(reference_render.rendered.argv_values())
     golden = GOLDEN / f"{reference_render.cell.name}.argv"
     text = "\n".join(argv) + "\n"

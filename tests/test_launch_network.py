@@ -440,3 +440,25 @@ def test_guest_reaches_the_host_side_across_kata_plumbing(clean_host: object, tm
             assert ingress_redirects(pod.netns, "tap0_kata")[0]["packets"] >= 3
             assert ingress_redirects(pod.netns, "eth0")[0]["packets"] >= 3
     assert_gone(pod)
+
+
+@needs_root
+@pytest.mark.boot
+def test_katatest_boot_with_a_net_endpoint_shows_its_mac_in_the_guest(clean_host: object,
+                                                                    isolated_env: dict) -> None:
+    """``katatest boot CONFIG --net-endpoint veth:MAC -- ip -o link``: the guest lists a NIC with that MAC, up
+    with the endpoint's address (the agent's step); no namespace or host link is left (``clean_host``)."""
+    import sys
+
+    config = Path(__file__).resolve().parent.parent / "katatest/data/base/configuration-qemu-amd64.toml"
+    mac = "0a:58:0a:f4:00:07"
+    run = subprocess.run([sys.executable, "-m", "katatest", "boot", str(config), "--net-endpoint", f"veth:{mac}",
+                          "--", "sh", "-c", "ip -o link; ip -o addr"], env=isolated_env, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    nic = next((line for line in run.stdout.splitlines() if f"link/ether {mac}" in line), "")
+    assert nic and "UP" in nic.split()[2], run.stdout
+    ifname = nic.split(":")[1].strip()
+    assert any(line.split()[1] == ifname and "inet 10.88.0.2/16" in line for line in run.stdout.splitlines())
+    assert "override no-vhost-net" in run.stderr or os.path.exists(network.VHOST_NET)
+    assert f"network: eth0 (tcfilter, 1 queue(s)) is the guest's {ifname} {mac}" in run.stderr

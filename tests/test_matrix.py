@@ -150,3 +150,14 @@ def test_unknown_kata_version_option_is_one_usage_error(isolated_env):
     assert run.returncode == 4, run.stdout + run.stderr
     assert "--katatest-kata-version: unknown Kata release '9.9' (known: 3.0.0" in run.stderr
     assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_installed_release_runs_every_cell_as_that_release():
+    """--kata-config with --katatest-kata-version R: every cell katatest models for R, as R, once."""
+    from katatest.matrix.model import as_release
+
+    cells = as_release(MATRIX.named("default"), "4.1.0")
+    names = [c.name for c in cells]
+    assert len(names) == len(set(names)) and {c.release for c in cells} == {"4.1.0"}
+    assert "amd64-legacy-serial@4.1.0" in names and "amd64-initrd-9p-blk@4.1.0" in names
+    assert not [n for n in names if n.startswith(("clh-", "fc-", "amd64-net-"))]

@@ -104,6 +104,17 @@ def unmodelled(cell: Cell, release: str) -> str:
     return ""
 
 
+def as_release(cells: list[Cell], release: str) -> list[Cell]:
+    """Every cell of ``cells`` katatest models for ``release``, rendered as that release (an installed Kata's:
+    ``--kata-config`` with ``--katatest-kata-version``), once each."""
+    out: list[Cell] = []
+    for cell in cells:
+        moved = cell if cell.release == release else retarget(cell, release)
+        if not unmodelled(cell, release) and moved.name not in {c.name for c in out}:
+            out.append(moved)
+    return out
+
+
 def retarget(cell: Cell, release: str) -> Cell:
     """``cell`` rendered from Kata ``release``'s shipped config instead: named ``CELL@RELEASE``."""
     return dataclasses.replace(cell, name=f"{cell.name}@{release}", release=release,
