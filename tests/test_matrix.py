@@ -161,3 +161,21 @@ def test_installed_release_runs_every_cell_as_that_release():
     assert len(names) == len(set(names)) and {c.release for c in cells} == {"4.1.0"}
     assert "amd64-legacy-serial@4.1.0" in names and "amd64-initrd-9p-blk@4.1.0" in names
     assert not [n for n in names if n.startswith(("clh-", "fc-", "amd64-net-"))]
+
+
+def test_nested_cells_render_transitional_devices_on_any_host():
+    """``nested = true``: Kata's nested-host behaviour (disable-modern=true) whatever the host is."""
+    cell = MATRIX.cells["amd64-net-nested"]
+    for host_nested in (False, True):
+        facts = cell_facts(cell, parse_flags("--host-cpus 8 --host-mem-mib 16384")[0].with_overrides(
+            nested=host_nested))
+        argv = render_doc(cell_document(cell), facts).argv_values()
+        assert "disable-modern=true" in " ".join(argv) and "disable-modern=false" not in " ".join(argv)
+
+
+def test_nested_must_be_a_boolean(tmp_path):
+    path = tmp_path / "m.toml"
+    path.write_text('[matrices]\ndefault = ["c"]\n[cell.c]\narch = "amd64"\nrootfs = "initrd"\n'
+                    'shared_fs = "virtio-fs"\nblock_driver = "virtio-blk"\nnested = "yes"\n')
+    with pytest.raises(ConfigError, match="cell.c.nested: must be true or false"):
+        load_matrix(path)

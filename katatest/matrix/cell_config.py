@@ -67,4 +67,6 @@ def cell_facts(cell: Cell, host: HostFacts) -> HostFacts:
         changes["guest_protection"] = cell.protection
     if cell.arch != host.arch:
         changes["nested"] = False
+    if cell.nested is not None:
+        changes["nested"] = cell.nested and cell.arch == "amd64"  # Kata checks nesting on amd64 only
     return host.with_overrides(**changes)

@@ -36,6 +36,7 @@ class Cell:
     variant: str = ""
     release: str = DEFAULT_RELEASE  # the Kata release whose generator renders the cell
     net_endpoints: tuple[str, ...] = ()  # the pod netns's interfaces, as --net-endpoint specs (veth[:MAC])
+    nested: bool | None = None  # render as if Kata ran nested (True) or on bare metal (False); None: the host's
     description: str = ""
     settings: tuple[tuple[str, Any], ...] = ()
     expect: tuple[tuple[str, Any], ...] = ()
@@ -128,6 +129,13 @@ def _choice(section: Section, key: str, choices: tuple[str, ...], default: str |
     return value
 
 
+def _nested(section: Section) -> bool | None:
+    value = section.table.get("nested")
+    if value is not None and not isinstance(value, bool):
+        raise ConfigError(section.key("nested"), f"must be true or false, not {value!r}", section.source)
+    return value
+
+
 def _endpoints(section: Section) -> tuple[str, ...]:
     specs = tuple(section.strs("net_endpoints"))
     try:
@@ -158,6 +166,7 @@ def parse_cell(name: str, section: Section) -> Cell:
         variant=section.str("variant"),
         release=_choice(section, "release", tuple(known_releases()), DEFAULT_RELEASE),
         net_endpoints=_endpoints(section),
+        nested=_nested(section),
         description=section.str("description"),
         settings=tuple(settings.items()),
         expect=tuple(expect.items()),
