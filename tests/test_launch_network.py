@@ -9,13 +9,14 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import tomllib
 
 from katatest.errors import KatatestError
+from katatest.generate.plumbing import NetPlumbing
 from katatest.launch import network
 from katatest.launch.kvm import AccelVerdict
 from katatest.launch.network import (
@@ -122,30 +123,14 @@ def test_no_vhost_net_override_drops_vhost_only() -> None:
     assert vhost_overrides(read_argv_file(NET / "named/net_disable_vhost_net.argv")) == []
 
 
-@dataclass(frozen=True)
-class Plumbing:
-    """The fields of the generator's NetPlumbing (katatest.generate.plumbing) the launcher reads."""
-
-    endpoint: str
-    model: str
-    netdev_id: str
-    mac: str
-    queues: int
-    vhost: bool
-    vhost_fds: tuple[int, ...]
-    tap_fds: tuple[int, ...]
-    addresses: tuple[str, ...] = ()
-    tx_rate: int = 0
-
-
 def test_endpoint_from_the_generators_record() -> None:
-    ep = endpoint_from_plumbing(Plumbing("eth0", "tcfilter", "network-0", "02:00:00:00:00:01", 2, False, (4, 5),
-                                         (6, 7), ("10.88.0.2/16",)))
+    ep = endpoint_from_plumbing(NetPlumbing("eth0", "veth", "tcfilter", "tap0_kata", "network-0", "02:00:00:00:00:01",
+                                            2, False, (4, 5), (6, 7), addresses=("10.88.0.2/16",)))
     assert (ep.name, ep.vhost_fds, ep.tap_fds, ep.addresses) == ("eth0", (), (6, 7), ("10.88.0.2/16",))
     assert network.peer_address("10.88.0.2/16") == "10.88.0.1/16"
     with pytest.raises(KatatestError, match="eth1: rate limiters"):
-        endpoint_from_plumbing(Plumbing("eth1", "macvtap", "network-1", "02:00:00:00:00:02", 1, True, (4,), (5,),
-                                        tx_rate=1000))
+        endpoint_from_plumbing(NetPlumbing("eth1", "veth", "macvtap", "tap1_kata", "network-1", "02:00:00:00:00:02", 1,
+                                           True, (4,), (5,), tx_rate=1000))
     with pytest.raises(KatatestError, match="eth0: address 'x' is not a CIDR"):
         replace(ep, addresses=("x",))
 

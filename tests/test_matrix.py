@@ -57,11 +57,13 @@ def test_release_entries(tmp_path):
         assert "matrices.m" in str(err.value)
 
 
-def test_net_endpoints_are_checked(tmp_path):
+@pytest.mark.parametrize(("line", "message"), [('net_endpoints = ["tap"]', "cell.c.net_endpoints"),
+                                             ('nested = "yes"', "cell.c.nested: must be true or false")])
+def test_bad_cell_keys_name_the_key(tmp_path, line: str, message: str):
     path = tmp_path / "m.toml"
     path.write_text('[matrices]\ndefault = ["c"]\n[cell.c]\narch = "amd64"\nrootfs = "initrd"\n'
-                    'shared_fs = "virtio-fs"\nblock_driver = "virtio-blk"\nnet_endpoints = ["tap"]\n')
-    with pytest.raises(ConfigError, match="cell.c.net_endpoints"):
+                    f'shared_fs = "virtio-fs"\nblock_driver = "virtio-blk"\n{line}\n')
+    with pytest.raises(ConfigError, match=message):
         load_matrix(path)
 
 
@@ -172,10 +174,3 @@ def test_nested_cells_render_transitional_devices_on_any_host():
         argv = render_doc(cell_document(cell), facts).argv_values()
         assert "disable-modern=true" in " ".join(argv) and "disable-modern=false" not in " ".join(argv)
 
-
-def test_nested_must_be_a_boolean(tmp_path):
-    path = tmp_path / "m.toml"
-    path.write_text('[matrices]\ndefault = ["c"]\n[cell.c]\narch = "amd64"\nrootfs = "initrd"\n'
-                    'shared_fs = "virtio-fs"\nblock_driver = "virtio-blk"\nnested = "yes"\n')
-    with pytest.raises(ConfigError, match="cell.c.nested: must be true or false"):
-        load_matrix(path)

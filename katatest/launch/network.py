@@ -36,9 +36,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from katatest.generate.options import option_values, props
+from katatest.generate.plumbing import NetPlumbing
 from katatest.launch.errors import LaunchError, PlanError
 from katatest.launch.fds import InheritedFd, check_unique
 from katatest.launch.plan import LaunchPlan, Override, with_overrides
@@ -142,25 +143,12 @@ def endpoints_from_argv(argv: Sequence[str], model: str = "tcfilter") -> list[Ne
     return out
 
 
-class PlumbingLike(Protocol):
-    """The generator's per-endpoint record (``katatest.generate.plumbing.NetPlumbing``)."""
-
-    endpoint: str
-    model: str
-    netdev_id: str
-    mac: str
-    queues: int
-    vhost: bool
-    vhost_fds: tuple[int, ...]
-    tap_fds: tuple[int, ...]
-
-
-def endpoint_from_plumbing(p: PlumbingLike) -> NetEndpoint:
+def endpoint_from_plumbing(p: NetPlumbing) -> NetEndpoint:
     """The endpoint the generator rendered (its NetPlumbing), refusing what katatest does not plumb yet."""
-    if getattr(p, "rx_rate", 0) or getattr(p, "tx_rate", 0):
+    if p.rx_rate or p.tx_rate:
         raise PlanError(f"{p.endpoint}: rate limiters (rx/tx_rate_limiter_max_rate) are not plumbed by katatest")
     return NetEndpoint(p.endpoint, p.mac.lower(), p.model, p.queues, tuple(p.tap_fds),
-                       tuple(p.vhost_fds) if p.vhost else (), p.netdev_id, tuple(getattr(p, "addresses", ())))
+                       tuple(p.vhost_fds) if p.vhost else (), p.netdev_id, tuple(p.addresses))
 
 
 def model_of_config(doc: dict) -> str:
