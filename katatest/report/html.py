@@ -11,8 +11,8 @@ from urllib.parse import quote
 from katatest.report.outcomes import CELL_OUTCOMES, GENERATION_ONLY, OUTCOMES
 from katatest.report.summary import CellResult, GroupResult, Summary, TestResult
 
-DIMS = (("release", "Kata"), ("arch", "arch"), ("protection", "protection"), ("rootfs", "rootfs"),
-        ("shared_fs", "shared fs"), ("block_driver", "block driver"), ("variant", "variant"),
+DIMS = (("release", "Kata"), ("hypervisor", "VMM"), ("arch", "arch"), ("protection", "protection"),
+        ("rootfs", "rootfs"), ("shared_fs", "shared fs"), ("block_driver", "block driver"), ("variant", "variant"),
         ("network", "network"))
 SHORT = 60
 LABEL = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "skipped": "skip", GENERATION_ONLY: "gen-only"}
