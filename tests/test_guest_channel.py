@@ -39,10 +39,25 @@ def _chunks(rid: str, out: bytes, err: bytes, status: int) -> list[bytes]:
     frames = []
     for seq in range(n):
         part = payload[seq * CHUNK:(seq + 1) * CHUNK]
-        frames.append(b"\nKTCHUNK %s %d %d %d %d %d %d %s\n" % (
-            rid.encode(), seq, n, status, len(out), len(err), len(part), md5(part).encode())
-            + _b64_lines(part) + b"\nKTCEND %s %d\n" % (rid.encode(), seq))
+        fields = b"%s %d %d %d %d %d %d" % (rid.encode(), seq, n, status, len(out), len(err), len(part))
+        frames.append(b"\nKTCHUNK %s %s\n" % (fields, md5(fields + b"\n" + part).encode())
+                      + _b64_lines(part) + b"\nKTCEND %s %d\n" % (rid.encode(), seq))
     return frames
+
+
+@pytest.mark.parametrize(("old", "new"), [(b" 10 5 0 ", b" 0 5 0 "), (b" 10 5 0 ", b" 11 5 0 "),
+                                          (b"abc 0 1 10", b"abc 0 2 10"), (b" 10 5 0 ", b" 10 4 0 ")])
+def test_reply_header_fields_are_checked(old: bytes, new: bytes):
+    """A damaged status, chunk count or stdout/stderr split is a damaged chunk (asked for again), never a
+    value: the checksum covers the header's fields."""
+    frame = _chunks("abc", b"hello", b"", 10)[0]
+    assert old in frame
+    damaged = frame.replace(old, new, 1)
+    reply = Reply("abc")
+    assert _feed(reply, damaged) == (False, [0])
+    assert reply.result() is None
+    assert _feed(reply, frame) == (True, [])
+    assert reply.result() == CommandResult(10, b"hello", b"")
 
 
 def _feed(reply: Reply, *pieces: bytes) -> tuple[bool, list[int]]:
@@ -97,8 +112,10 @@ def test_reply_duplicates_are_harmless_and_counts_must_add_up():
     reply = Reply("abc")
     assert _feed(reply, frame, frame, frame) == (True, [])
     assert reply.result().stdout == b"x" * 10
-    lying = Reply("abd")
-    frame = _chunks("abd", b"12345", b"", 0)[0].replace(b" 0 5 0 5 ", b" 0 9 0 5 ")
+    lying = Reply("abd")  # an intact frame whose counts do not add up: a guest bug, not line damage
+    fields = b"abd 0 1 0 9 0 5"
+    frame = (b"\nKTCHUNK %s %s\n" % (fields, md5(fields + b"\n12345").encode()) + _b64_lines(b"12345")
+             + b"\nKTCEND abd 0\n")
     _feed(lying, frame)
     with pytest.raises(ValueError, match="announced"):
         lying.result()

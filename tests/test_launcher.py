@@ -19,7 +19,7 @@ import pytest
 from katatest.launch.capabilities import refusal_findings
 from katatest.launch.errors import LaunchError
 from katatest.launch.kvm import AccelVerdict
-from katatest.launch.plan import plan_launch, read_argv_file
+from katatest.launch.plan import LaunchPlan, plan_launch, read_argv_file
 from katatest.launch.probe_kernel import write_probe_kernel
 from katatest.launch.proc import alive
 from katatest.launch.sweep import katatest_processes, sweep
@@ -30,14 +30,15 @@ VECTORS = Path(__file__).parent / "data/conformance/kata-3.0.0/named"
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def make_plan(name: str, asset_dir: Path) -> object:
+def make_plan(name: str, asset_dir: Path, vectors: Path = VECTORS) -> LaunchPlan:
+    """The launch plan of vector ``name`` (from ``vectors``) with katatest's probe kernel and a blank image."""
     asset_dir.mkdir(parents=True, exist_ok=True)
     kernel = write_probe_kernel(asset_dir / "probe.bin")
     image = asset_dir / "image"
     if not image.exists():
         image.write_bytes(b"\0" * (4 << 20))
-    daemon = VECTORS / f"{name}.virtiofsd.argv"
-    return plan_launch(read_argv_file(VECTORS / f"{name}.argv"),
+    daemon = vectors / f"{name}.virtiofsd.argv"
+    return plan_launch(read_argv_file(vectors / f"{name}.argv"),
                        read_argv_file(daemon) if daemon.exists() else None,
                        assets={"kernel": str(kernel), "image": str(image)}, accel=AccelVerdict("tcg", "test"),
                        vhost_vsock_available=os.path.exists("/dev/vhost-vsock"))

@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 
 from katatest.launch.errors import LaunchError
-from katatest.launch.kvm import AccelVerdict
-from katatest.launch.plan import LaunchPlan, plan_launch, read_argv_file
-from katatest.launch.probe_kernel import write_probe_kernel
+from katatest.launch.plan import LaunchPlan
 from katatest.launch.sweep import sweep
 from katatest.launch.vm import VirtualMachine
 from tests.test_launcher import gone_within, mine
+from tests.test_launcher import make_plan as launcher_plan
 
 pytestmark = [pytest.mark.boot, pytest.mark.usefixtures("isolated_env")]
 VECTORS = Path(__file__).parent / "data/conformance/kata-3.30.0/named"
@@ -26,16 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_plan(name: str, asset_dir: Path) -> LaunchPlan:
-    asset_dir.mkdir(parents=True, exist_ok=True)
-    kernel = write_probe_kernel(asset_dir / "probe.bin")
-    image = asset_dir / "image"
-    if not image.exists():
-        image.write_bytes(b"\0" * (4 << 20))
-    daemon = VECTORS / f"{name}.virtiofsd.argv"
-    return plan_launch(read_argv_file(VECTORS / f"{name}.argv"),
-                       read_argv_file(daemon) if daemon.exists() else None,
-                       assets={"kernel": str(kernel), "image": str(image)}, accel=AccelVerdict("tcg", "test"),
-                       vhost_vsock_available=os.path.exists("/dev/vhost-vsock"))
+    return launcher_plan(name, asset_dir, VECTORS)
 
 
 def parent_of(pid: int) -> int:

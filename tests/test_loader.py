@@ -42,12 +42,14 @@ def test_vector(toml: Path) -> None:
         return
     launch = LAUNCH_ERROR.match(err_file.read_text())
     if launch:  # govmm rejects it when building the QEMU argv, not the loader
-        cfg = _load(toml)
-        with pytest.raises(ConfigError, match=launch.group(1)):
-            check_qemu_launch(cfg)
+        hv = _load(toml).hypervisor
+        with pytest.raises(ConfigError, match=launch.group(1)) as err:
+            check_qemu_launch(hv.num_vcpus, hv.default_max_vcpus)
+        assert err.value.stage == "LaunchQemu"
         return
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError) as err:
         _load(toml)
+    assert err.value.stage == err_file.read_text().split(":")[0]
 
 
 def test_vectors_present() -> None:

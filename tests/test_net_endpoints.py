@@ -195,7 +195,7 @@ def test_the_scan_skips_an_interface_without_addresses():
 @pytest.mark.parametrize("flags, fragment", [
     (["--net-endpoint", "veth:zz"], "katatest: --net-endpoint: invalid MAC 'zz'"),
     (["--net-endpoint", "bond"], "katatest: --net-endpoint: unknown endpoint kind 'bond'"),
-    (["--net-endpoint", "veth", "--no-vhost-net"], "hypervisor.qemu.disable_vhost_net: createNetwork: "),
+    (["--net-endpoint", "veth", "--no-vhost-net"], "createNetwork: hypervisor.qemu.disable_vhost_net: "),
 ])
 def test_cli_exits_2_with_one_line(flags, fragment, capsys: pytest.CaptureFixture[str]):
     assert main(["render", str(NET / "net_default.toml"), *flags]) == 2

@@ -1,4 +1,4 @@
-"""Conformance vectors made by Kata 3.0.0 itself: discovery, normalisation and comparison."""
+"""Conformance vectors made by Kata itself: discovery, normalisation and comparison."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 _RANDOM_IDS = re.compile(r"\b(char|image|iothread)-[0-9a-f]{16}\b")
 EXPECTATION_SUFFIXES = (".argv", ".err", ".virtiofsd.argv", ".nydusd.argv", ".vmconfig.json")
+VECTOR_KINDS = ("named", "random", "shipped")
 # The vector sets (folders of tests/data/conformance) and the Kata release whose code made each.
 VECTOR_SETS = {"kata-3.0.0": "3.0.0", "kata-3.0.0-clh": "3.0.0", "kata-3.0.0-fc": "3.0.0", "kata-3.0.0-net": "3.0.0",
                "kata-3.30.0": "3.30.0", "kata-4.1.0": "4.1.0"}
@@ -19,7 +20,7 @@ class Vector:
     """One case: NAME.toml + NAME.flags and what Kata produced for it."""
 
     suite: str  # e.g. "kata-3.0.0", "kata-3.0.0-clh"
-    kind: str  # "named" or "random"
+    kind: str  # one of VECTOR_KINDS
     name: str
     directory: Path
 
@@ -56,9 +57,10 @@ def glob_escape(name: str) -> str:
 
 
 def discover(root: Path, suite: str) -> list[Vector]:
-    """All vectors of one suite directory (``named/`` and ``random/``)."""
+    """All vectors of one suite directory (``named/``, ``random/`` and ``shipped/``: the release's installed
+    configs)."""
     vectors = []
-    for kind in ("named", "random"):
+    for kind in VECTOR_KINDS:
         directory = root / suite / kind
         for toml in sorted(directory.glob("*.toml")):
             vectors.append(Vector(suite, kind, toml.stem, directory))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from katatest.errors import ConfigError
 from katatest.generate.paths import sandbox_paths
 from katatest.generate.provenance import Arg
@@ -39,7 +41,8 @@ def daemon_argv(cfg: KataConfig, facts: HostFacts, nydusd_socket: str = "vhost-f
         fixed = ("kata.fixed",)
         if behaviour.virtiofsd_cache_check and hv.virtio_fs_cache not in RUST_CACHE_MODES:
             raise ConfigError(cache_src[0], f"invalid virtio-fs cache mode {hv.virtio_fs_cache!r} (virtiofsd: "
-                              f"{', '.join(RUST_CACHE_MODES)}; release.qemu.virtiofsd_cache_check)", source)
+                              f"{', '.join(RUST_CACHE_MODES)}; release.qemu.virtiofsd_cache_check)", source,
+                              kata=f"Invalid virtio-fs cache mode: {re.escape(hv.virtio_fs_cache)}$")
         if behaviour.virtiofsd_argv == "rust":
             rust = ("release.qemu.virtiofsd_argv",)
             args = [Arg(hv.virtio_fs_daemon, daemon_src), Arg("--syslog", rust),

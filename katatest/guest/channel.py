@@ -56,6 +56,7 @@ class GuestChannel:
         self._buf = bytearray()
         self._tail = bytearray()
         self.stats = ChannelStats()
+        self.resend_first, self.resend_max = RESEND_FIRST, RESEND_MAX  # seconds of silence before a resend
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed by close()
 
@@ -174,9 +175,10 @@ class GuestChannel:
         self._log.flush()
 
     def console_tail(self, lines: int = 40) -> str:
-        """The last console lines received (for error reports)."""
+        """The last console lines received (for error reports); says so when the console printed nothing."""
         text = bytes(self._tail).decode(errors="replace").replace("\r", "")
-        return "\n".join(text.splitlines()[-lines:])
+        tail = [line for line in text.splitlines()[-lines:]]
+        return "\n".join(tail) if any(line.strip() for line in tail) else "(the console printed nothing)"
 
     # -- protocol ---------------------------------------------------------------------------------
     def wait_ready(self, timeout: float | None = None, deadline: float | None = None) -> str:
@@ -197,9 +199,9 @@ class GuestChannel:
                     self._send(protocol.ping_line(ping_id), deadline, "a ping")
                     next_ping = time.monotonic() + PING_INTERVAL
                 self._receive(min(0.25, max(deadline - time.monotonic(), 0)))
-                ready = protocol.READY_RE.search(self._buf)
+                ready = protocol.ready_console(self._buf)
                 if ready:
-                    self.console = ready.group(1).decode()
+                    self.console = ready
                 if ready or pong.search(self._buf):
                     self._buf.clear()
                     if self.console is None:
@@ -231,7 +233,7 @@ class GuestChannel:
         self._buf.clear()  # nothing of this request can have arrived before it was sent
         reply = protocol.Reply(request_id)
         self._send(request, deadline, f"the request {text!r}")
-        sends, pokes, backoff = 1, 0, RESEND_FIRST
+        sends, pokes, backoff = 1, 0, self.resend_first
         quiet_until = time.monotonic() + backoff
         while time.monotonic() < deadline:
             self._receive(min(0.25, max(deadline - time.monotonic(), 0)))
@@ -248,7 +250,7 @@ class GuestChannel:
                     raise GuestChannelError(f"reply to {text!r}: chunk {seq} arrived damaged "
                                             f"{reply.corrupt[seq]} times; console tail:\n{self.console_tail()}")
             if progress or damaged:
-                backoff = RESEND_FIRST
+                backoff = self.resend_first
                 if reply.meta is not None or damaged:
                     self._send(protocol.need_line(request_id, reply.missing()), deadline, "a resend request")
             elif time.monotonic() >= quiet_until:  # silence: the request or a reply frame was lost
@@ -258,7 +260,7 @@ class GuestChannel:
                 else:
                     self._send(request, deadline, f"the request {text!r}")
                     sends += 1
-                backoff = min(backoff * 2, RESEND_MAX)
+                backoff = min(backoff * 2, self.resend_max)
             else:
                 continue
             quiet_until = time.monotonic() + backoff

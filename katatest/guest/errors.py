@@ -6,7 +6,10 @@ from katatest.errors import KatatestError
 
 
 class GuestChannelError(KatatestError):
-    """The guest console channel failed (no socket, guest gone, garbled reply)."""
+    """The guest console channel failed (no socket, guest gone, garbled reply); the console tail it carries is
+    printed on real lines."""
+
+    MULTILINE = True
 
 
 class GuestPanic(GuestChannelError):

@@ -1,20 +1,25 @@
 """The framed protocol spoken with katatest's guest init over the console (see katatest/data/guest/init).
 
-Every frame starts on a fresh line and carries a checksum, so a byte lost, corrupted or duplicated in
-either direction is detected and the frame asked for again (the console is lossy: QEMU's virtconsole
-drops output the socket cannot take, and a UART path has no end-to-end check at all).
+Every frame starts on a fresh line and every field of it is checked, so a byte lost, corrupted or duplicated
+anywhere in either direction (headers included) is detected and the frame asked for again, never taken as a
+value (the console is lossy: QEMU's virtconsole drops output the socket cannot take, and a UART path has no
+end-to-end check at all). A frame whose only field is the id of the one frame awaited (``KTPONG``, ``KTACC``)
+is checked by matching it byte for byte; every other frame carries an md5 over all of its fields (and data).
 
 Host -> guest:
   ``KTPING <id>``                                  -> guest ``KTPONG <id>``
   ``KTREQ <id> <timeout-s> <script64> <n> <md5-stdin> <md5-line>`` then exactly ``n`` bytes of base64
   stdin. ``md5-line`` covers the fields before it, so a damaged line is dropped before its count is trusted.
-  ``KTNEED <id> <seq>``: send chunk ``seq`` of the reply (a lost or corrupt chunk, or a poke after silence).
+  ``KTNEED <id> <seq> <md5>``: send chunk ``seq`` of the reply (a lost or corrupt chunk, or a poke after
+  silence); the md5 covers ``KTNEED <id> <seq>``.
 Guest -> host:
-  ``KATATEST-READY v1 console=<dev>`` once at start;
+  ``KATATEST-READY v2 console=<dev> <md5>`` once at start (the md5 covers the text before it);
   ``KTACC <id>`` when a request arrived intact (again for a duplicate: a request never runs twice);
   ``KTCHUNK <id> <seq> <nchunks> <status> <n-out> <n-err> <n> <md5>`` + base64 lines + ``KTCEND <id> <seq>``:
-  chunk ``seq`` (``n`` bytes) of stdout+stderr concatenated. The guest sends chunk 0 when the command
-  ends and every later chunk only when asked, so at most one chunk is ever in flight.
+  chunk ``seq`` (``n`` bytes) of stdout+stderr concatenated; the md5 covers the header line's fields before it
+  (``<id> ... <n>`` and a newline) followed by the chunk's bytes, so a damaged status, count or size is a
+  damaged chunk, asked for again. ``KTCEND`` must name the header's (checked) id and seq. The guest sends
+  chunk 0 when the command ends and every later chunk only when asked, so at most one chunk is in flight.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-READY_RE = re.compile(rb"KATATEST-READY v1 console=(\S+)\r?\n")
+READY_RE = re.compile(rb"(KATATEST-READY v2 console=(\S+)) ([0-9a-f]{32})\r?\n")
 PANIC_MARKERS = (b"Kernel panic - not syncing", b"end Kernel panic")
 _B64_LINE = re.compile(rb"^[A-Za-z0-9+/=]+$")
 MAX_STDIN = 4 << 20  # bytes; bigger inputs belong on the shared filesystem, not the console
@@ -78,8 +83,17 @@ def request_frame(request_id: str, cmd: str | Sequence[str], stdin: bytes, timeo
     return b"\nKTREQ %s %s\n%s" % (fields, md5(fields + b"\n").encode(), data)
 
 
+def ready_console(buf: bytes | bytearray) -> str | None:
+    """The console device an intact ready banner in ``buf`` names (None when there is none intact)."""
+    for match in READY_RE.finditer(buf):
+        if md5(match.group(1)) == match.group(3).decode():
+            return match.group(2).decode(errors="replace")
+    return None
+
+
 def need_line(request_id: str, seq: int) -> bytes:
-    return f"\nKTNEED {request_id} {seq}\n".encode()
+    text = f"KTNEED {request_id} {seq}"
+    return f"\n{text} {md5(text.encode())}\n".encode()
 
 
 def accepted_re(request_id: str) -> re.Pattern[bytes]:
@@ -161,7 +175,8 @@ class Reply:
             data = decode_lines(bytes(buf[head.end():stop]))
         except ValueError:
             return False
-        if len(data) != size or md5(data) != head.group(7).decode() or seq >= nchunks:
+        fields = b"%s %s\n" % (self.request_id.encode(), b" ".join(head.groups()[:6]))
+        if len(data) != size or md5(fields + data) != head.group(7).decode() or seq >= nchunks:
             return False
         meta = ChunkMeta(nchunks, status, n_out, n_err)
         if self.meta is not None and meta != self.meta:

@@ -19,7 +19,7 @@ from katatest.host.endpoints import NetEndpoint, check_endpoints
 DEFAULT_SANDBOX_ID = "1" * 64
 DEFAULT_IMAGE_SIZE = 268435456
 DEFAULT_INITRD_SIZE = 4194304
-PROTECTIONS = ("none", "tdx", "sev")
+PROTECTIONS = ("none", "tdx", "sev", "cca")  # cca: Arm CCA realms (arm64)
 ARCHES = ("amd64", "arm64")
 
 # katautils.VerifyContainerID: the shim rejects any other sandbox id before creating the sandbox.

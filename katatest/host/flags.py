@@ -30,7 +30,7 @@ def add_fact_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--vsock-cid", type=int)
     g.add_argument("--image-size", type=int, help="image file size (default: the file's, else 268435456)")
     g.add_argument("--initrd-size", type=int, help="initrd file size (default: the file's, else 4194304)")
-    g.add_argument("--guest-protection", choices=("tdx", "sev", "none"))
+    g.add_argument("--guest-protection", choices=("tdx", "sev", "cca", "none"))
     g.add_argument("--sev-cbitpos", type=int)
     g.add_argument("--sev-reduced-phys-bits", type=int)
     g.add_argument("--fips", action="store_true", default=None)

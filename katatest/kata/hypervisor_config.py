@@ -120,6 +120,8 @@ class HypervisorConfig:
     snp_id_auth: str = ""  # base64 ID authentication structure
     snp_guest_policy: int | None = None  # uint64 policy; None: QEMU's default
     sev_snp_guest: bool = False  # SNP instead of SEV on an SNP host (release.config.sev_snp_guest)
+    qgs_port: int = 0  # uint32 TDX quote-generation vsock port; 0: the release's default socket
+    measurement_algo: str = "sha512"  # Arm CCA realm measurement (sha512 | sha256)
     rootfs_type: str = "ext4"  # ext4 | xfs | erofs (release.config.rootfs_type)
     extra_monitor_socket: str = ""  # hmp | qmp | qmp-pretty (release.config.extra_monitor_socket)
     indep_iothreads: int = 0  # uint32: iothread objects indep_iothread_<i> (release.qemu.indep_iothreads)

@@ -13,10 +13,11 @@ the image and initrd are host facts (``katatest.host.facts.with_file_sizes`` mea
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from katatest.errors import ConfigError
+from katatest.errors import ConfigError, kata_stage
 from katatest.host.facts import HostFacts
 from katatest.kata import defaults as d
 from katatest.kata.getters import (
@@ -29,6 +30,7 @@ from katatest.kata.getters import (
     default_vcpus_float,
     deserialize_params,
 )
+from katatest.kata.key_coverage import refuse_unmodelled
 from katatest.kata.hypervisor_config import (
     FactoryConfig,
     HypervisorConfig,
@@ -65,7 +67,12 @@ class _Table:
         return f"{self.name}.{toml_key}"
 
     def __getitem__(self, toml_key: str) -> Any:
+        READ_KEYS.add(self.key(toml_key))
         return self.values[toml_key]
+
+
+# Every table.key the loader has read (what tests/test_shipped_keys.py compares with the keys a config sets).
+READ_KEYS: set[str] = set()
 
 
 @dataclass
@@ -77,8 +84,9 @@ class _Loading:
     release: Release
     sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
-    def fail(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(key, problem, self.source)
+    def fail(self, key: str, problem: str, kata: str = "") -> ConfigError:
+        """Kata rejects the config for ``key``; ``kata``: the part of Kata's own message that says why."""
+        return ConfigError(key, problem, self.source, kata=kata)
 
     def note(self, name: str, *origins: str) -> None:
         """Record that field ``name`` (e.g. "hypervisor.num_vcpus") came from ``origins``."""
@@ -107,13 +115,14 @@ def _named_tables(doc: dict[str, Any], name: str, keys: dict[str, str], source: 
 
 
 def _one_of(h: _Table, ld: _Loading, key: str, default: str, allowed: tuple[str, ...] | list[str],
-            what: str) -> str:
+            what: str, kata_what: str = "") -> str:
     """A string key whose empty value means ``default`` and whose other values must be ``allowed``."""
     value = h[key]
     if value == "":
         return default
     if value not in allowed:
-        raise ld.fail(h.key(key), f"invalid {what} {value!r} (supported: {', '.join(allowed)})")
+        raise ld.fail(h.key(key), f"invalid {what} {value!r} (supported: {', '.join(allowed)})",
+                      rf"Invalid hypervisor {kata_what or what} +{re.escape(value)} specified")
     return value
 
 
@@ -135,7 +144,8 @@ def _shared_fs(h: _Table, ld: _Loading) -> str:
 
 def _require_daemon(h: _Table, ld: _Loading, shared_fs: str) -> None:
     if h["virtio_fs_daemon"] == "":
-        raise ld.fail(h.key("virtio_fs_daemon"), f"cannot enable {shared_fs} without daemon path")
+        raise ld.fail(h.key("virtio_fs_daemon"), f"cannot enable {shared_fs} without daemon path",
+                      f"cannot enable {shared_fs} without daemon path")
 
 
 def _burst(h: _Table, burst_key: str, rate_key: str) -> int:
@@ -246,6 +256,10 @@ def _qemu(h: _Table, ld: _Loading) -> HypervisorConfig:
         _set(hv, h, ld, sev_snp_guest=(h["sev_snp_guest"], "sev_snp_guest"),
              snp_id_block=(h["snp_id_block"], "snp_id_block"), snp_id_auth=(h["snp_id_auth"], "snp_id_auth"),
              snp_guest_policy=(h["snp_guest_policy"], "snp_guest_policy"))
+    if ld.release.config.confidential_keys:
+        _set(hv, h, ld, qgs_port=(h["tdx_quote_generation_service_socket_port"],
+                                  "tdx_quote_generation_service_socket_port"),
+             measurement_algo=(h["measurement_algo"] or "sha512", "measurement_algo"))
     aio = _block_device_aio(h, ld)
     shared_fs = _shared_fs(h, ld)
     if shared_fs in ("virtio-fs", "virtio-fs-nydus"):
@@ -310,10 +324,11 @@ def _qemu(h: _Table, ld: _Loading) -> HypervisorConfig:
 def _clh(h: _Table, ld: _Loading) -> HypervisorConfig:
     hv = _common(h, ld)
     if h["image"] == "" and h["initrd"] == "":
-        raise ld.fail(h.key("image"), "image or initrd must be defined")
+        raise ld.fail(h.key("image"), "image or initrd must be defined", "image or initrd must be defined")
     shared_fs = _shared_fs(h, ld)
     if shared_fs not in ("virtio-fs", "virtio-fs-nydus"):
-        raise ld.fail(h.key("shared_fs"), "clh only supports virtio-fs or virtio-fs-nydus")
+        raise ld.fail(h.key("shared_fs"), "clh only supports virtio-fs or virtio-fs-nydus",
+                      "clh only support virtio-fs or virtio-fs-nydus|Cloud Hypervisor does not support")
     _require_daemon(h, ld, shared_fs)
     _set(
         hv,
@@ -517,9 +532,13 @@ def _set_kernel_params(
 
 
 def _runtime(r: _Table, ld: _Loading) -> RuntimeConfig:
+    allowed = ld.release.config.emptydir_modes.split()
+    if allowed and r["emptydir_mode"] not in ["", *allowed]:  # '' is shared-fs
+        raise ld.fail(r.key("emptydir_mode"), f"invalid emptydir_mode {r['emptydir_mode']!r} (allowed: "
+                      f"{', '.join(allowed)}; release.config.emptydir_modes)", "invalid emptydir_mode=")
     model = r["internetworking_model"]
     if model and model not in d.INTERNETWORKING_MODELS:
-        raise ld.fail(r.key("internetworking_model"), f"unknown type {model!r}")
+        raise ld.fail(r.key("internetworking_model"), f"unknown type {model!r}", "internetworking")
     vfio_mode = r["vfio_mode"]
     if vfio_mode and vfio_mode not in d.VFIO_MODES:
         raise ld.fail(r.key("vfio_mode"), f"unknown VFIO mode {vfio_mode!r}")
@@ -547,13 +566,15 @@ def _runtime(r: _Table, ld: _Loading) -> RuntimeConfig:
 def _check_runtime_lists(rt: RuntimeConfig, ld: _Loading) -> None:
     """Experimental features (3.0.0 registers none) and ``validateBindMounts`` (unique base names)."""
     for feature in rt.experimental:
-        raise ld.fail("runtime.experimental", f"unsupported experimental feature {feature!r}")
+        raise ld.fail("runtime.experimental", f"unsupported experimental feature {feature!r}",
+                      "Unsupported experimental feature")
     seen: set[str] = set()
     for mount in rt.sandbox_bind_mounts:
         base = os.path.basename(os.path.normpath(mount))
         if base in seen:
             raise ld.fail(
-                "runtime.sandbox_bind_mounts", f"{mount!r} has a base name already used by another bind mount"
+                "runtime.sandbox_bind_mounts", f"{mount!r} has a base name already used by another bind mount",
+                "has base that matches already specified bindmount"
             )
         seen.add(base)
 
@@ -562,7 +583,7 @@ def _check_hypervisor_config(hv: HypervisorConfig, table: _Table | None, ld: _Lo
     """``checkHypervisorConfig``: non-zero memory; non-empty image/initrd; an initrd must fit in memory."""
     where = table.name if table else "hypervisor"
     if hv.memory_size == 0:
-        raise ld.fail(f"{where}.default_memory", "VM memory cannot be zero")
+        raise ld.fail(f"{where}.default_memory", "VM memory cannot be zero", "VM memory cannot be zero")
     for path, is_initrd, size in (
         (hv.image_path, False, ld.facts.image_size),
         (hv.initrd_path, True, ld.facts.initrd_size),
@@ -573,11 +594,11 @@ def _check_hypervisor_config(hv: HypervisorConfig, table: _Table | None, ld: _Lo
         if "\0" in path:  # Go's os.Stat fails with EINVAL
             raise ld.fail(key, f"stat {path!r}: invalid argument")
         if size == 0:
-            raise ld.fail(key, f"image {path!r} is empty")
+            raise ld.fail(key, f"image {path!r} is empty", "is empty")
         if size > MIB and is_initrd and size // MIB >= hv.memory_size:
             raise ld.fail(
-                key, f"VM memory ({hv.memory_size}MB) smaller than image {path!r} size ({size // MIB}MB)"
-            )
+                key, f"VM memory ({hv.memory_size}MB) smaller than image {path!r} size ({size // MIB}MB)",
+                "smaller than image")
 
 
 def _check_sector_sizes(h: _Table, ld: _Loading) -> None:
@@ -587,10 +608,13 @@ def _check_sector_sizes(h: _Table, ld: _Loading) -> None:
         key = f"block_device_{kind}_sector_size"
         size = sizes[kind] = h[key]
         if size and (size < 512 or size > 65536 or size & (size - 1)):
-            raise ld.fail(h.key(key), f"invalid {key} {size}: must be 0 or a power of 2 between 512 and 65536")
+            raise ld.fail(h.key(key), f"invalid {key} {size}: must be 0 or a power of 2 between 512 and 65536",
+                          f"invalid {key} {size}: must be 0 or a power of 2")
     if sizes["logical"] and sizes["physical"] and sizes["logical"] > sizes["physical"]:
         raise ld.fail(h.key("block_device_logical_sector_size"), f"invalid sector sizes: logical ({sizes['logical']}) "
-                      f"must not be larger than physical ({sizes['physical']})")
+                      f"must not be larger than physical ({sizes['physical']})",
+                      f"invalid sector sizes: logical \\({sizes['logical']}\\) must not be larger than physical "
+                      f"\\({sizes['physical']}\\)")
 
 
 ROOTFS_TYPES = ("ext4", "xfs", "erofs")
@@ -602,7 +626,8 @@ def _extra_monitor_socket(hv: HypervisorConfig, h: _Table, ld: _Loading) -> None
     value = h["extra_monitor_socket"]
     if value and value not in EXTRA_MONITORS:
         raise ld.fail(h.key("extra_monitor_socket"), f"invalid hypervisor extra monitor socket {value!r} "
-                      f"(supported values: {', '.join(EXTRA_MONITORS)})")
+                      f"(supported values: {', '.join(EXTRA_MONITORS)})",
+                      "Invalid hypervisor extra monitor socket")
     _set(hv, h, ld, extra_monitor_socket=(value, "extra_monitor_socket"))
 
 
@@ -622,12 +647,13 @@ def _pcie_vfio_ports(hv: HypervisorConfig, hv_type: str, h: _Table, ld: _Loading
     cold, hot = hv.cold_plug_vfio, hv.hot_plug_vfio
     if cold != "no-port" and hot != "no-port":
         raise ld.fail(h.key("hot_plug_vfio"), f"invalid hot-plug={cold} and cold-plug={hot} settings, only one of "
-                      "them can be set")
+                      "them can be set", "only one of them can be set")
     if (cold == "no-port" and hot == "no-port") or hv.hypervisor_machine_type not in ("q35", "virt"):
         return
     port, key = (cold, "cold_plug_vfio") if cold != "no-port" else (hot, "hot_plug_vfio")
     if port not in PCIE_PORTS[1:]:
-        raise ld.fail(h.key(key), f"invalid vfio_port={cold} setting, allowed values {', '.join(PCIE_PORTS)}")
+        raise ld.fail(h.key(key), f"invalid vfio_port={cold} setting, allowed values {', '.join(PCIE_PORTS)}",
+                      "invalid vfio_port=")
 
 
 def _factory(f: _Table) -> FactoryConfig:
@@ -659,6 +685,8 @@ def load_configuration(doc: dict[str, Any], facts: HostFacts, source: str = "",
     factory_table = _Table("factory", read_table(_table(doc, "factory", source), FACTORY_KEYS))
     read_table(_table(doc, "image", source), IMAGE_KEYS)
 
+    for t in hv_tables:
+        refuse_unmodelled(t.name, t.values, "hypervisor")
     runtime = _runtime(runtime_table, ld)
     hv_type, hv, table = _hypervisor(hv_tables, ld)
     agent = _agent(agent_tables, ld)
@@ -667,12 +695,14 @@ def load_configuration(doc: dict[str, Any], facts: HostFacts, source: str = "",
     _check_runtime_lists(runtime, ld)
 
     if runtime.disable_new_netns and runtime.internetworking_model != "none":
-        raise ld.fail("runtime.disable_new_netns", 'only works with internetworking_model = "none"')
+        raise ld.fail("runtime.disable_new_netns", 'only works with internetworking_model = "none"',
+                      "disable_new_netns only works with 'none' internetworking_model")
     _check_hypervisor_config(hv, table, ld)
     if factory.template and hv.initrd_path == "" and ld.release.config.template_needs_initrd:
-        raise ld.fail("factory.enable_template", "requires an initrd image (hypervisor initrd)")
+        raise ld.fail("factory.enable_template", "requires an initrd image (hypervisor initrd)",
+                      "Factory option enable_template requires an initrd image")
     if factory.vm_cache_number > 0 and hv_type != "qemu":
-        raise ld.fail("factory.vm_cache_number", "the VM cache only supports qemu")
+        raise ld.fail("factory.vm_cache_number", "the VM cache only supports qemu", "VM cache just support qemu")
     if ld.release.config.extra_monitor_socket and table is not None and hv_type == "qemu":
         _extra_monitor_socket(hv, table, ld)
     if ld.release.config.pcie_vfio_ports and table is not None:
@@ -684,7 +714,10 @@ def load_kata_config(doc: dict[str, Any], facts: HostFacts, source: str = "",
                      release: Release | None = None) -> KataConfig:
     """The configuration exactly as the hypervisor's ``CreateVM`` receives it, or the ConfigError Kata raises
     up to and including ``CreateVM``'s own checks (launch-time failures are left to the generators)."""
-    cfg = load_configuration(doc, facts, source, release)
-    prepare_sandbox(cfg, facts, source, (release or load_release()).config.confidential_pins_max_vcpus)
-    check_create_vm(cfg, facts, source)
+    with kata_stage("LoadConfiguration"):
+        cfg = load_configuration(doc, facts, source, release)
+    with kata_stage("validateHypervisorConfig"):
+        prepare_sandbox(cfg, facts, source, (release or load_release()).config.confidential_pins_max_vcpus)
+    with kata_stage("CreateVM"):
+        check_create_vm(cfg, facts, source)
     return cfg

@@ -57,6 +57,7 @@ class QemuBehaviour:
     rng_for_confidential_guest: bool = True  # virtio-rng also for a confidential guest
     balloon_for_reclaim: bool = False  # reclaim_guest_freed_memory adds a free-page-reporting virtio-balloon
     pod_network: bool = True  # createNetwork's cold-plugged endpoints are modelled (network vectors exist)
+    arm64_cca: bool = False  # arm64 confidential guests are Arm CCA realms (rme-guest), refused without CCA
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ class ConfigBehaviour:
     shared_fs_none: bool = False  # shared_fs = "none" is accepted (no shared-fs device, no daemon)
     virtio_fs_cache_default: str = "none"  # the qemu table's virtio_fs_cache when unset
     pcie_vfio_ports: bool = False  # hot_plug_vfio / cold_plug_vfio / pcie_switch_port keys, checkPCIeConfig
+    emptydir_modes: str = ""  # runtime.emptydir_mode's allowed values, space-separated ('': the key is not read)
+    confidential_keys: bool = False  # tdx_quote_generation_service_socket_port and measurement_algo are read
 
 
 # "root_ports": pcie_root_port N root ports with 2 MiB reserves; "vfio_ports": createPCIeTopology (root ports
@@ -84,8 +87,9 @@ PCIE_TOPOLOGIES = ("root_ports", "vfio_ports")
 # TDX/SNP: "loader" (TDX: -device loader + -object tdx-guest,id=tdx; no SNP) or "json" (TDX: a JSON tdx-guest
 # object with its quote-generation socket, SNP: sev-snp-guest; both boot the firmware with -bios).
 CONFIDENTIAL_OBJECTS = ("loader", "json")
-# The TDX quote-generation socket: "unix" (/var/run/tdx-qgs/qgs.socket), or "vsock" (CID 2 port 4050: 4.1.0 falls
-# back to it when that socket does not exist; katatest assumes it does not, as on the vectors' host).
+# The TDX quote-generation socket when tdx_quote_generation_service_socket_port is 0 (a port > 0 is always vsock
+# CID 2 on that port): "unix" (/var/run/tdx-qgs/qgs.socket), or "vsock" (port 4050: 4.1.0 falls back to it when
+# that socket does not exist; katatest assumes it does not, as on the vectors' host).
 TDX_QGS = ("unix", "vsock")
 CHOICES = {"tdx_qgs": TDX_QGS, "confidential_objects": CONFIDENTIAL_OBJECTS, "pcie_topology": PCIE_TOPOLOGIES,
            "qmp": QMP_TRANSPORTS, "virtiofsd_argv": VIRTIOFSD_ARGV, "nydusd_argv": NYDUSD_ARGV}

@@ -28,24 +28,25 @@ def prepare_sandbox(cfg: KataConfig, facts: HostFacts, source: str = "", pin_con
             )
 
     if hv.kernel_path == "":
-        raise ConfigError(f"{where}.kernel", "missing kernel path", source)
+        raise ConfigError(f"{where}.kernel", "missing kernel path", source, kata="Missing kernel path")
     if hv.confidential_guest and hv.hypervisor_machine_type == "s390-ccw-virtio":
         if hv.image_path or hv.initrd_path:
-            raise ConfigError(
-                f"{where}.image", "neither image nor initrd may be set for Secure Execution", source
-            )
+            raise ConfigError(f"{where}.image", "neither image nor initrd may be set for Secure Execution", source,
+                              kata="Secure Execution")
     elif hv.image_path == "" and hv.initrd_path == "":
-        raise ConfigError(f"{where}.image", "missing image and initrd path", source)
+        raise ConfigError(f"{where}.image", "missing image and initrd path", source, kata="Missing image and initrd path")
     elif hv.image_path != "" and hv.initrd_path != "":
-        raise ConfigError(f"{where}.initrd", "image and initrd path cannot be both set", source)
+        raise ConfigError(f"{where}.initrd", "image and initrd path cannot be both set", source,
+                          kata="Image and initrd path cannot be both set")
     if hv.boot_to_be_template and hv.boot_from_template:
-        raise ConfigError("factory.enable_template", "cannot set both 'to be' and 'from' VM template", source)
+        raise ConfigError("factory.enable_template", "cannot set both 'to be' and 'from' VM template", source,
+                          kata="template")
     if (hv.boot_to_be_template or hv.boot_from_template) and hv.memory_path == "":
-        raise ConfigError("factory.template_path", "missing MemoryPath for VM template", source)
+        raise ConfigError("factory.template_path", "missing MemoryPath for VM template", source,
+                          kata="Missing MemoryPath for vm template")
     if hv.boot_from_template and hv.devices_state_path == "":
-        raise ConfigError(
-            "factory.template_path", "missing DevicesStatePath to load from VM template", source
-        )
+        raise ConfigError("factory.template_path", "missing DevicesStatePath to load from VM template", source,
+                          kata="Missing DevicesStatePath to Load from vm template")
 
     hv.num_vcpus = hv.num_vcpus or d.DEFAULT_VCPU_COUNT
     hv.memory_size = hv.memory_size or d.DEFAULT_MEM_SIZE_MIB

@@ -96,6 +96,8 @@ HYPERVISOR_KEYS: dict[str, str] = {
     "rootfs_type": "str",
     "block_device_logical_sector_size": "uint32",  # since 3.x (release.config.block_sector_sizes)
     "block_device_physical_sector_size": "uint32",  # idem
+    "tdx_quote_generation_service_socket_port": "uint32",  # since 3.x (release.config.confidential_keys)
+    "measurement_algo": "str",  # Arm CCA (release.config.confidential_keys)
     "sev_snp_guest": "bool",  # since 3.x (release.config.sev_snp_guest)
     "snp_id_block": "str",  # idem
     "snp_id_auth": "str",  # idem
@@ -104,6 +106,10 @@ HYPERVISOR_KEYS: dict[str, str] = {
     "indep_iothreads": "uint32",  # since 3.x (release.qemu.indep_iothreads)
     "virtio_fs_queue_size": "uint32",  # since 3.x (release.qemu.vhost_user_fs_queue_size)
     "use_legacy_serial": "bool",
+    "kernel_verity_params": "str",  # since 3.x (katatest.kata.key_coverage.UNMODELLED)
+    "enable_numa": "bool",  # idem
+    "numa_mapping": "strs",  # idem
+    "vhost_user_reconnect_timeout_sec": "uint32",  # since 3.x (key_coverage.NOT_LAUNCH)
 }
 
 AGENT_KEYS: dict[str, str] = {
@@ -114,6 +120,7 @@ AGENT_KEYS: dict[str, str] = {
     "dial_timeout": "uint32",
     "cdh_api_timeout": "uint32",  # since 3.x (read by release.config.agent_timeout_params)
     "launch_process_timeout": "uint32",  # since 3.x (idem)
+    "visible_cdi_devices": "bool",  # since 4.x (key_coverage.NOT_LAUNCH)
 }
 
 RUNTIME_KEYS: dict[str, str] = {
@@ -132,6 +139,14 @@ RUNTIME_KEYS: dict[str, str] = {
     "static_sandbox_resource_mgmt": "bool",
     "enable_pprof": "bool",
     "disable_guest_empty_dir": "bool",
+    "emptydir_mode": "str",  # since 3.x (release.config.emptydir_mode)
+    "create_container_timeout": "uint64",  # since 3.x (key_coverage.NOT_LAUNCH, as the keys below)
+    "dan_conf": "str",
+    "enable_vcpus_pinning": "bool",
+    "experimental_force_guest_pull": "bool",
+    "guest_selinux_label": "str",
+    "kubelet_root_dir": "str",
+    "pod_resource_api_sock": "str",
 }
 
 FACTORY_KEYS: dict[str, str] = {

@@ -82,18 +82,12 @@ class Matrix:
         if not releases:
             raise ConfigError(key, f"@{release_pattern} names no Kata release (known: "
                               f"{', '.join(known_releases())})", self.source)
-        exact = release_pattern in releases
-        out = []
-        for cell in cells:
-            for release in releases:
-                gap = unmodelled(cell, release)
-                if gap:
-                    if exact:
-                        raise ConfigError(key, f"{cell.name}@{release}: {gap}", self.source)
-                    continue
-                out.append(cell if release == cell.release else retarget(cell, release))
-        return out
-
+        if release_pattern in releases:  # an exact release: every cell must be modelled for it
+            gaps = [f"{c.name}@{release_pattern}: {unmodelled(c, release_pattern)}" for c in cells
+                    if unmodelled(c, release_pattern)]
+            if gaps:
+                raise ConfigError(key, gaps[0], self.source)
+        return [cell for release in releases for cell in as_release(cells, release)]
 
 def unmodelled(cell: Cell, release: str) -> str:
     """What of ``cell`` katatest does not model for Kata ``release`` ('' when it models all of it)."""

@@ -4,6 +4,7 @@ corrupts, duplicates and delays bytes in both directions (seeded, so a failure c
 from __future__ import annotations
 
 import random
+import re
 import select
 import socket
 import threading
@@ -20,6 +21,8 @@ class FaultRates:
     per_byte: float = 0.0
     delay: float = 0.0
     max_delay_s: float = 0.05
+    header: float = 0.0  # chance that a forwarded read holding a frame's header line gets one field byte damaged
+    first_chunk_header: bool = False  # the first reply chunk's header is damaged whatever the chance
 
 
 @dataclass
@@ -28,10 +31,34 @@ class FaultCounts:
     corrupted: int = 0
     duplicated: int = 0
     delayed: int = 0
+    headers: int = 0  # header lines damaged
 
     @property
     def total(self) -> int:
-        return self.dropped + self.corrupted + self.duplicated
+        return self.dropped + self.corrupted + self.duplicated + self.headers
+
+
+HEADER = re.compile(rb"(KTCHUNK|KTACC|KTPONG|KTREQ|KTNEED|KTCEND|KTPING|KATATEST-READY)( [^\n]*)")
+
+
+def damage_header(data: bytes, rng: random.Random, counts: FaultCounts, kind: bytes = b"") -> bytes:
+    """One byte of one frame header's fields in ``data`` deleted, doubled or replaced by a plausible one (a
+    digit or a hex letter: '10' may become '0', '1' may become '0'); ``data`` unchanged when it holds none."""
+    headers = [h for h in HEADER.finditer(data) if not kind or h.group(1) == kind]
+    if not headers:
+        return data
+    line = rng.choice(headers)
+    at = rng.randrange(line.start(2) + 1, line.end(2)) if line.end(2) > line.start(2) + 1 else line.start(2)
+    kind = rng.choice(("delete", "double", "digit", "hex"))
+    if kind == "delete":
+        out = data[:at] + data[at + 1:]
+    elif kind == "double":
+        out = data[:at + 1] + data[at:]
+    else:
+        pool = b"0123456789" if kind == "digit" else b"0123456789abcdef"
+        out = data[:at] + bytes([rng.choice([c for c in pool if c != data[at]])]) + data[at + 1:]
+    counts.headers += 1
+    return out
 
 
 @dataclass
@@ -94,6 +121,12 @@ class LossyConsole:
             upstream.close()
 
     def _mangle(self, data: bytes, rates: FaultRates, rng: random.Random, counts: FaultCounts) -> bytes:
+        forced = rates.first_chunk_header and not counts.headers and b"KTCHUNK " in data
+        if forced or (rates.header and rng.random() < rates.header):
+            data = damage_header(data, rng, counts, b"KTCHUNK" if forced else b"")
+        return self._mangle_bytes(data, rates, rng, counts)
+
+    def _mangle_bytes(self, data: bytes, rates: FaultRates, rng: random.Random, counts: FaultCounts) -> bytes:
         """Faults at byte offsets drawn from a geometric distribution: a stream sees ``per_byte`` of them."""
         out = bytearray()
         pos = 0

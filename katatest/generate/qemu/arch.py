@@ -120,11 +120,33 @@ def new_arch(arch: str, hv: HypervisorConfig, guest_protection: str, src, behavi
                      memory_offset=behaviour.arm64_memory_offset,
                      memory_offset_sources=("release.qemu.arm64_memory_offset",) if behaviour.arm64_memory_offset
                      else ())
+        if hv.confidential_guest and behaviour.arm64_cca:
+            _enable_cca(q, hv, guest_protection, src)
     q.blk_scsi_off = behaviour.virtio_blk_scsi_off
     q.non_debug.extend([Param("quiet")], src("debug"))
     q.debug.extend([Param("debug")], src("debug"))
     _handle_image_path(q, hv, src)
     return q
+
+
+CCA_MEASUREMENT_ALGOS = ("sha512", "sha256")
+
+
+def _enable_cca(q: QemuArch, hv: HypervisorConfig, guest_protection: str, src) -> None:
+    """qemu_arm64.go's newQemuArch for a confidential guest: an Arm CCA realm (the host must offer CCA), no
+    nvdimm, a measurement algorithm QEMU knows."""
+    if guest_protection != "cca":
+        raise ConfigError(src("confidential_guest")[0], "Configured confidential guest but kvm does not support "
+                          "Arm CCA (host fact --guest-protection cca)",
+                          kata="Configured confidential guest but kvm does not support")
+    if hv.measurement_algo not in CCA_MEASUREMENT_ALGOS:
+        raise ConfigError(src("measurement_algo")[0], f"invalid measurement algo: {hv.measurement_algo}, should be "
+                          "sha512 or sha256", kata="invalid measurement algo")
+    psrc = src("confidential_guest") + ("host.guest_protection", "release.qemu.arm64_cca")
+    q.machine.options = _join_opt(q.machine.options, "confidential-guest-support=rme0")
+    q.machine.sources += psrc
+    q.protection = "cca"
+    q.disable_nvdimm = True
 
 
 def _join_opt(options: str, extra: str) -> str:
@@ -182,13 +204,19 @@ def protection_devices(q: QemuArch, hv: HypervisorConfig, facts, src,
     release.qemu.confidential_objects; a JSON TDX or an SNP object boots its firmware as -bios)."""
     firmware = hv.firmware_path
     devices: list[dev.Device] = []
+    if q.protection == "cca":
+        devices.append(dev.RMEGuest(measurement_algo=hv.measurement_algo,
+                                    sources=src("confidential_guest") + ("host.guest_protection",)
+                                    + src("measurement_algo") + ("release.qemu.arm64_cca",)))
+        return devices, firmware
     if q.name != "amd64":
         return devices, firmware
     if q.sgx_epc_size:
         devices.append(dev.EPCObject(size=q.sgx_epc_size, sources=src("sgx_epc_size")))
     psrc = src("confidential_guest") + ("host.guest_protection",)
     if q.protection == "tdx" and objects == "json":
-        devices.append(dev.TDXJsonGuest(file=firmware, qgs=qgs, sources=psrc + src("firmware_path")
+        devices.append(dev.TDXJsonGuest(file=firmware, qgs=qgs, qgs_port=hv.qgs_port,
+                                        sources=psrc + src("firmware_path") + src("qgs_port")
                                         + ("release.qemu.confidential_objects", "release.qemu.tdx_qgs")))
         return devices, firmware
     if q.protection == "snp":

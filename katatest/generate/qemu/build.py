@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import secrets
 import uuid
 from collections.abc import Callable
@@ -102,7 +104,8 @@ def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None
     qemu_path = hv.hypervisor_path or q.qemu_path
     if release.config.qemu_path_must_exist and not facts.qemu_binary:  # qemuPath()'s os.Stat
         raise ConfigError(f"{hypervisor('qemu').table}.path", f"QEMU path ({qemu_path}) does not exist "
-                          "(host fact --no-qemu-binary; release.config.qemu_path_must_exist)", source)
+                          "(host fact --no-qemu-binary; release.config.qemu_path_must_exist)", source,
+                          kata=rf"QEMU path \({re.escape(qemu_path)}\) does not exist")
     config = QemuConfig(
         path=qemu_path,
         name=f"sandbox-{facts.sandbox_id}",

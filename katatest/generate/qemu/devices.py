@@ -182,17 +182,32 @@ class TDXJsonGuest(Device):
     """TDX as a JSON tdx-guest object with the QGS socket (the firmware goes to -bios)."""
 
     file: str = ""
-    qgs: str = "unix"  # release.qemu.tdx_qgs: the QGS unix socket, or vsock CID 2 port 4050
+    qgs: str = "unix"  # release.qemu.tdx_qgs (port 0): the QGS unix socket, or vsock CID 2 port 4050
+    qgs_port: int = 0  # tdx_quote_generation_service_socket_port: > 0 is vsock CID 2 on that port
     qgs_socket: str = "/var/run/tdx-qgs/qgs.socket"
 
     def valid(self) -> bool:
         return bool(self.file)
 
     def params(self, transport: str) -> list[str]:
-        socket = ({"type": "unix", "path": self.qgs_socket} if self.qgs == "unix"
-                  else {"type": "vsock", "cid": "2", "port": "4050"})
+        if self.qgs_port:
+            socket = {"type": "vsock", "cid": "2", "port": str(self.qgs_port)}
+        elif self.qgs == "unix":
+            socket = {"type": "unix", "path": self.qgs_socket}
+        else:
+            socket = {"type": "vsock", "cid": "2", "port": "4050"}
         obj = {"qom-type": "tdx-guest", "id": "tdx", "quote-generation-socket": socket}
         return ["-object", json.dumps(obj, separators=(",", ":"))]
+
+
+@dataclass
+class RMEGuest(Device):
+    """Arm CCA: the realm object (govmm's CCAGuest; the firmware goes to -bios)."""
+
+    measurement_algo: str = "sha512"
+
+    def params(self, transport: str) -> list[str]:
+        return ["-object", f"rme-guest,id=rme0,measurement-algorithm={self.measurement_algo}"]
 
 
 @dataclass

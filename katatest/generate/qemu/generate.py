@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from katatest.errors import kata_stage
 from katatest.generate.daemon import daemon_argv, daemon_omitted
 from katatest.generate.provenance import check_exec_safe
 from katatest.generate.qemu.argv import render_argv
@@ -18,14 +19,19 @@ from katatest.kata.validate import check_qemu_launch
 
 def render_qemu(doc: dict[str, Any], facts: HostFacts, source: str, release: Release) -> Rendered:
     """Render what Kata ``release`` launches for a QEMU sandbox: QEMU argv and shared-fs daemon argv."""
-    cfg = load_kata_config(doc, facts, source, release)
-    model = build_qemu_config(cfg, facts, release, source=source)
+    cfg = load_kata_config(doc, facts, source, release)  # LoadConfiguration .. CreateVM's own checks
+    with kata_stage("CreateVM"):
+        model = build_qemu_config(cfg, facts, release, source=source)
     nested_run, nested_src = nesting(cfg, facts)
-    network, plumbing = network_devices(cfg, facts, model.devices, nested_run, nested_src, model.transport,
-                                        source)  # Sandbox.createNetwork: the pod's endpoints, cold-plugged
+    with kata_stage("createNetwork"):  # Sandbox.createNetwork: the pod's endpoints, cold-plugged
+        network, plumbing = network_devices(cfg, facts, model.devices, nested_run, nested_src, model.transport,
+                                            source)
     model.devices += network
-    check_qemu_launch(cfg, source)  # govmm's LaunchQemu, once the model is built
-    argv, daemon = render_argv(model), daemon_argv(cfg, facts, behaviour=release.qemu, source=source)
+    with kata_stage("StartVM"):  # qemu.StartVM starts the shared-fs daemon before govmm's LaunchQemu
+        daemon = daemon_argv(cfg, facts, behaviour=release.qemu, source=source)
+    with kata_stage("LaunchQemu"):
+        check_qemu_launch(model.smp.cpus, model.smp.max_cpus, source)
+        argv = render_argv(model)
     check_exec_safe(argv, source)
     check_exec_safe(daemon or [], source)
     omitted = model.omitted + daemon_omitted(cfg, release.qemu)

@@ -146,18 +146,19 @@ def _check_connect(endpoint: NetEndpoint, model: str, vhost: bool, facts: HostFa
                    source: str) -> None:
     """``xConnectVMNetwork``'s failures: no host side for model "none"; no /dev/vhost-net to open."""
     if model not in PLUMBED_MODELS:
-        raise ConfigError(MODEL_KEY, f"createNetwork: Invalid internetworking model ({model!r} cannot connect "
-                          f"endpoint {endpoint.name} to the VM)", source)
+        raise ConfigError(MODEL_KEY, f"Invalid internetworking model ({model!r} cannot connect "
+                          f"endpoint {endpoint.name} to the VM)", source, kata="Invalid internetworking model")
     if vhost and not facts.vhost_net:
-        raise ConfigError(src("disable_vhost_net")[0], f"createNetwork: Could not setup vhost fds "
+        raise ConfigError(src("disable_vhost_net")[0], f"Could not setup vhost fds "
                           f"{endpoint.name} : open /dev/vhost-net: no such file or directory (host fact "
-                          f"--no-vhost-net; set disable_vhost_net = true)", source)
+                          f"--no-vhost-net; set disable_vhost_net = true)", source,
+                          kata=f"Could not setup vhost fds {endpoint.name} : open /dev/vhost-net")
 
 
 def _check_rate_limiters(index: int, endpoint: NetEndpoint, model: str, tx_rate: int, src: FieldSources,
                          source: str) -> None:
     """``addTxRateLimiter``: with macvtap every endpoint creates ``ifb0``, so the second one fails."""
     if tx_rate and model in IFB_TX_MODELS and index > 0:
-        raise ConfigError(src("tx_rate_limiter_max_rate")[0], f"createNetwork: Could not create link ifb0: "
+        raise ConfigError(src("tx_rate_limiter_max_rate")[0], f"Could not create link ifb0: "
                           f"RTNETLINK answers: File exists (each {model} endpoint creates ifb0 for its tx rate "
-                          f"limiter; {endpoint.name} is the second)", source)
+                          f"limiter; {endpoint.name} is the second)", source, kata="Could not create link ifb0: ")
