@@ -103,6 +103,16 @@ def find_linux_kernel() -> str | None:
     return found[-1] if found else None
 
 
+EMULATION_SLACK = 0.3  # seconds: QEMU start-up noise between the two probe runs
+
+
+def emulated(kvm_seconds: float, tcg_seconds: float | None, timeout: float = PROBE_TIMEOUT) -> bool:
+    """KVM is emulating when the probe under it is clearly slower than under TCG: a working KVM runs the probe
+    guest at least as fast as TCG (both ~0.1 s, mostly QEMU's start), a broken nested one 20-50x slower."""
+    limit = 3 * tcg_seconds + EMULATION_SLACK if tcg_seconds is not None else timeout
+    return kvm_seconds > limit
+
+
 def probe_kvm(qemu: str, linux_kernel: str | None = None, timeout: float = PROBE_TIMEOUT) -> AccelVerdict:
     """Boot the probe guests under KVM (no cache)."""
     if not os.path.exists("/dev/kvm"):
@@ -115,8 +125,7 @@ def probe_kvm(qemu: str, linux_kernel: str | None = None, timeout: float = PROBE
         kvm = _run(_probe_argv(qemu, "kvm", kernel), timeout, MARKER, EXIT_STATUS)
     if not kvm.ok:
         return AccelVerdict("tcg", f"probe guest under KVM failed: {kvm.detail} ({kvm.seconds:.1f} s)")
-    limit = max(1.5, 3 * tcg.seconds) if tcg.ok else timeout
-    if kvm.seconds > limit:
+    if emulated(kvm.seconds, tcg.seconds if tcg.ok else None, timeout):
         return AccelVerdict("tcg", f"probe guest under KVM took {kvm.seconds:.1f} s vs {tcg.seconds:.2f} s "
                                    "under TCG: KVM is emulating (broken nested virtualisation)")
     if linux_kernel:
