@@ -111,7 +111,8 @@ def _skip_outcome(stderr: str, tmp_path: Path) -> str:
 def test_guest_fixture_skips_only_known_refusals(tmp_path):
     known = "qemu: -device nvdimm,id=nv0: memory hotplug is not enabled: missing acpi-ged device\n"
     unknown = "qemu: -object memory-backend-fle,id=m: invalid object type: memory-backend-fle\n"
-    assert _skip_outcome(known, tmp_path).startswith("QEMU finding: QEMU lacks nvdimm on arm64 virt")
+    assert _skip_outcome(known, tmp_path).startswith(
+        "cannot boot here [qemu-lacks]: QEMU finding: QEMU lacks nvdimm on arm64 virt")
     assert _skip_outcome(unknown, tmp_path) == "no skip"
     assert _skip_outcome(known + unknown, tmp_path) == "no skip"
     assert (tmp_path / "qemu-stderr.log").read_text() == known + unknown

@@ -115,11 +115,29 @@ def test_summary_cells_groups_and_totals():
     assert (sev.outcome, sev.groups["qmp"].outcome, sev.groups["devices"].message) == ("error", "error", "no SEV")
     assert arm.dims["block_driver"] == "virtio-blk" and arm.artifacts == ["argv.txt"]
     assert s.totals["tests"] == {"failed": 1, "error": 1, "passed": 5, "skipped": 2, "total": 9}
-    assert s.totals["cells"] == {"failed": 1, "error": 1, "passed": 1, "generation-only": 0, "skipped": 0,
-                                 "total": 3}
+    assert s.totals["cells"] == {"failed": 1, "error": 1, "partial": 0, "passed": 1, "generation-only": 0,
+                                 "skipped": 0, "total": 3}
     assert s.totals["booted"]["total"] == 0 and not any(c.boot for c in s.cells)  # no boot events: unknown
     assert [t.nodeid for t in s.other_tests] == ["tests/test_x.py::test_plain"]
     assert s.shard == "1/2"
+
+
+def test_a_group_that_did_not_run_makes_the_cell_partial(tmp_path):
+    """A booted cell whose shared_fs group was skipped whole is not "passed": it is partial, naming the group,
+    in the summary, the terminal table, the JUnit properties and the HTML matrix."""
+    tests = [TestResult("s/test_a.py::t[c]", "passed", cell="c", group="cmdline"),
+             TestResult("s/test_b.py::t[c]", "skipped", cell="c", group="shared_fs", message="no shared fs"),
+             TestResult("s/test_b.py::u[c]", "skipped", cell="c", group="shared_fs", message="no shared fs"),
+             TestResult("s/test_a.py::t[d]", "passed", cell="d", group="cmdline"),
+             TestResult("s/test_b.py::t[d]", "skipped", cell="d", group="shared_fs", message="n/a"),
+             TestResult("s/test_b.py::u[d]", "passed", cell="d", group="shared_fs")]
+    s = build_summary(tests, boots={"c": Boot("booted", "", 1), "d": Boot("booted", "", 1)})
+    c, d = s.cells
+    assert (c.outcome, c.partial_groups) == ("partial", ["shared_fs"])
+    assert (d.outcome, d.partial_groups) == ("passed", [])
+    assert s.totals["cells"]["partial"] == 1
+    assert "did not run: shared_fs: no shared fs" in "\n".join(lines(s))
+    assert "did not run: shared_fs (no shared fs)" in html.render(s)
 
 
 def test_summary_roundtrip(tmp_path):
@@ -188,7 +206,7 @@ def test_a_cell_that_never_booted_is_generation_only_not_passed():
     assert (booted.outcome, booted.boot, booted.boots) == ("passed", "booted", 1)
     assert (sev.outcome, sev.boot, sev.boot_skip_reason) == ("generation-only", "skipped", SEV_WHY)
     assert (tdx.outcome, tdx.boot_skip_reason) == ("failed", "cannot boot here: no TDX hardware")  # a failure wins
-    assert s.totals["cells"] == {"failed": 1, "error": 0, "passed": 1, "generation-only": 1, "skipped": 0,
+    assert s.totals["cells"] == {"failed": 1, "error": 0, "partial": 0, "passed": 1, "generation-only": 1, "skipped": 0,
                                  "total": 3}
     assert s.totals["booted"] == {"failed": 0, "error": 0, "passed": 1, "skipped": 0, "total": 1}
 
@@ -460,11 +478,13 @@ def test_cells_that_cannot_boot_here_are_generation_only_end_to_end(tmp_path, is
     assert {c.name: (c.outcome, c.boot) for c in s.cells} == {"amd64-sev": ("generation-only", "skipped"),
                                                               "amd64-tdx": ("generation-only", "skipped")}
     sev = s.cell("amd64-sev")
-    assert sev.boot_skip_reason.startswith("cannot boot here: no SEV hardware on this host"), sev.boot_skip_reason
+    why = sev.boot_skip_reason
+    assert why.startswith("cannot boot here [no-tee-hardware]: no SEV hardware on this host"), why
     assert sev.groups["generation"].outcome == "passed" and sev.groups["cmdline"].outcome == "skipped"
     assert s.totals["booted"]["total"] == 0 and s.totals["cells"]["generation-only"] == 2
     assert "2 cells: 0 booted, 2 not booted (2 generation-only)" in run.stdout, run.stdout[-2000:]
-    assert re.search(r"amd64-sev\s+GEN-ONLY\s.*\(not booted: cannot boot here: no SEV hardware", run.stdout)
+    assert re.search(r"amd64-sev\s+GEN-ONLY\s.*\(not booted: cannot boot here \[no-tee-hardware\]: no SEV hardware",
+                     run.stdout)
 
     cases = [c for c in ET.parse(out / "junit.xml").iter("testcase")
              if any(p.get("value") == "amd64-sev" for p in c.iter("property") if p.get("name") == "katatest_cell")]
@@ -475,7 +495,7 @@ def test_cells_that_cannot_boot_here_are_generation_only_end_to_end(tmp_path, is
         assert props["katatest_boot_skip_reason"] == sev.boot_skip_reason
 
     row = _rows((out / "matrix.html").read_text())["amd64-sev"]
-    assert "outcome-generation-only" in row and "not booted: cannot boot here: no SEV hardware" in row
+    assert "outcome-generation-only" in row and "not booted: cannot boot here [no-tee-hardware]: no SEV hardware" in row
 
 
 # --- isolated tests: a sub-session sees only its own TMPDIR and XDG_RUNTIME_DIR -------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from katatest.conformance.vectors import first_difference
 from katatest.errors import ConfigError
 from katatest.generate.render import render_file
 from katatest.host.flags import parse_flags
@@ -17,7 +18,6 @@ from katatest.kata import loader
 from katatest.kata.key_coverage import NOT_LAUNCH, UNMODELLED, UnmodelledKey
 from katatest.kata.releases import load_release
 from katatest.kata.tomlconf import load_toml
-from katatest.conformance.vectors import first_difference
 from katatest.matrix.cell_config import BASE_DIR
 from tests.conformance_files import DATA
 
@@ -88,7 +88,8 @@ def test_the_key_check_can_fail(tmp_path: Path) -> None:
                                             ("numa_mapping", '["0"]')])
 def test_unmodelled_key_is_refused_by_name(tmp_path: Path, key: str, value: str) -> None:
     text = (BASE_DIR / "4.1.0" / "configuration-qemu-amd64.toml").read_text()
-    text = re.sub(rf"(?m)^{key} = .*\n", "", text).replace("[hypervisor.qemu]\n", f"[hypervisor.qemu]\n{key} = {value}\n")
+    text = re.sub(rf"(?m)^{key} = .*\n", "", text)
+    text = text.replace("[hypervisor.qemu]\n", f"[hypervisor.qemu]\n{key} = {value}\n")
     config = tmp_path / "c.toml"
     config.write_text(text)
     with pytest.raises(UnmodelledKey, match=f"hypervisor.qemu.{key}"):

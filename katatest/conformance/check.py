@@ -1,4 +1,5 @@
-"""Checking a rendered config against a Kata vector (shared by the unit tests and the suites): the same argv, or\nthe same rejection (Kata's stage and reason)."""
+"""Checking a rendered config against a Kata vector (shared by the unit tests and the suites): the same argv, or
+the same rejection (Kata's stage and reason)."""
 
 from __future__ import annotations
 

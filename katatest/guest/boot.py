@@ -22,6 +22,7 @@ from katatest.generate.render import render_doc
 from katatest.generate.rendered import Rendered
 from katatest.guest import GuestChannel, guest_host
 from katatest.guest.network import GuestNic, NoPodNetwork, build_pod_network, configure_like_the_agent
+from katatest.guest.skip_reasons import check_reason
 from katatest.host.facts import HostFacts
 from katatest.kata.hypervisors import hypervisor
 from katatest.kata.loader import load_kata_config
@@ -39,16 +40,19 @@ START_TIMEOUT = 60.0  # at most this much of the ready timeout for QEMU (and vir
 
 
 class CannotBoot(KatatestError):
-    """This host cannot boot the config (QEMU lacks something, no TEE hardware, no VMM binary)."""
+    """This host cannot boot the config for a named reason (``kind``, one of ``skip_reasons()``: QEMU lacks
+    something, no TEE hardware, no VMM binary...): the cell is generation-only, and says why."""
 
-    def __init__(self, reason: str, findings: list[QemuLacks] | None = None) -> None:
+    def __init__(self, reason: str, findings: list[QemuLacks] | None = None, kind: str = "qemu-lacks") -> None:
         super().__init__(reason)
         self.reason = reason
         self.findings = findings or []
+        self.kind = check_reason(kind)
 
 
-class VmmMissing(CannotBoot):
-    """The config's QEMU binary (``hypervisor.qemu.path``) does not exist on this host."""
+class VmmMissing(LaunchError):
+    """The config's QEMU binary (``hypervisor.qemu.path``) does not exist on this host: not a reason to skip a
+    cell (a run without its QEMU checks nothing), an error unless only generation was asked for."""
 
 
 @dataclass
@@ -101,18 +105,21 @@ def check_bootable(rendered: Rendered, host: HostFacts, target: HostFacts) -> No
         binary = rendered.binary
         if not shutil.which(binary):
             name = hypervisor(rendered.hypervisor).program
-            raise CannotBoot(f"{name} not installed ({binary} missing); only QEMU guests boot here")
-        raise CannotBoot(f"booting {rendered.hypervisor} guests is not implemented by katatest")
+            raise CannotBoot(f"{name} not installed ({binary} missing); only QEMU guests boot here",
+                             kind="vmm-not-installed")
+        raise CannotBoot(f"booting {rendered.hypervisor} guests is not implemented by katatest",
+                         kind="vmm-boot-not-implemented")
     if target.guest_protection != "none" and host.guest_protection != target.guest_protection:
         probe = {"sev": "/sys/module/kvm_amd/parameters/sev", "tdx": "/sys/firmware/tdx_seam"}
         raise CannotBoot(f"no {target.guest_protection.upper()} hardware on this host "
-                         f"({probe[target.guest_protection]} says no)")
+                         f"({probe.get(target.guest_protection, 'the host facts say')} says no)",
+                         kind="no-tee-hardware")
     if not shutil.which(rendered.binary):
         raise VmmMissing(f"{rendered.binary} not installed (hypervisor.qemu.path): install QEMU "
                          "or point path at its binary")
     hugepages = hugepages_shortfall(values(rendered.argv))
     if hugepages:
-        raise CannotBoot(hugepages)
+        raise CannotBoot(hugepages, kind="no-hugepages")
 
 
 def hugepages_shortfall(argv: list[str], mounts: str = "/proc/mounts", meminfo: str = "/proc/meminfo") -> str:
@@ -153,7 +160,8 @@ def plan_for_host(argv: list[str], daemon_argv: list[str] | None, *, assets: Gue
                            vhost_vsock_available=os.path.exists(VHOST_VSOCK))
     except UntranslatableFlag as err:
         lacks = QemuLacks(f"a C virtiofsd equivalent of Rust virtiofsd {err.flag}", str(err), "virtiofsd-rust-only")
-        raise CannotBoot(f"only QEMU's C virtiofsd is installed ({err})", [lacks]) from err
+        raise CannotBoot(f"only QEMU's C virtiofsd is installed ({err})", [lacks],
+                         kind="virtiofsd-rust-only") from err
     # after the recorded overrides (e.g. accel=tcg on this host); a gap that is no known finding raises
     lacks = only_known(plan_findings(plan.argv))
     if lacks:
@@ -178,8 +186,8 @@ def launch_guest(plan: LaunchPlan, *, runtime_dir: str, run_root: str | os.PathL
             log = vm.virtiofsd_log_path
             known = virtiofsd_refusal(log.read_text(errors="replace") if log.exists() else "", os.geteuid())
             if known and "virtiofsd exited" in str(err):  # only the known cause, read from virtiofsd's log
-                raise CannotBoot(f"virtiofsd cannot run as a non-root user here ({known.evidence})",
-                                 [known]) from err
+                raise CannotBoot(f"virtiofsd cannot run as a non-root user here ({known.evidence})", [known],
+                                 kind="virtiofsd-rootless") from err
             raise
         channel = GuestChannel(vm.console_socket, vm.console_log_path, timeout=channel_timeout,
                                is_alive=vm.is_alive)
@@ -227,7 +235,7 @@ def _pod_network(rendered: Rendered) -> PodNetwork:
     try:
         return build_pod_network(rendered.network)
     except NoPodNetwork as why:
-        raise CannotBoot(why.reason) from None
+        raise CannotBoot(why.reason, kind=why.kind) from None
 
 
 @dataclass

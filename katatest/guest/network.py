@@ -8,8 +8,7 @@ from dataclasses import dataclass
 
 from katatest.errors import KatatestError
 from katatest.generate.plumbing import NetPlumbing
-from katatest.launch.errors import PlanError
-from katatest.launch.network import PodNetwork, endpoint_from_plumbing, unavailable_reason
+from katatest.launch.network import NotPlumbedYet, PodNetwork, endpoint_from_plumbing, unavailable_reason
 
 
 @dataclass(frozen=True)
@@ -27,22 +26,25 @@ class GuestNic:
 
 
 class NoPodNetwork(KatatestError):
-    """This host cannot build the rendering's pod network (why: ``reason``)."""
+    """This run cannot build the pod network for a named reason (``kind``, see katatest.guest.skip_reasons)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, kind: str = "network-privileges") -> None:
         super().__init__(reason)
         self.reason = reason
+        self.kind = kind
 
 
 def build_pod_network(plumbing: Sequence[NetPlumbing]) -> PodNetwork:
-    """Kata's host side for ``plumbing`` (a private netns pair per VM); NoPodNetwork when this host cannot."""
+    """Kata's host side for ``plumbing`` (a private netns pair per VM); NoPodNetwork when this host cannot. A
+    plumbing katatest cannot build (fd counts that do not match, a bad address) is a PlanError: an error, not
+    a reason to skip."""
     reason = unavailable_reason()
     if reason:
         raise NoPodNetwork(f"the pod network needs privileges this run lacks: {reason}")
     try:
         endpoints = [endpoint_from_plumbing(p) for p in plumbing]
-    except PlanError as err:
-        raise NoPodNetwork(str(err)) from err
+    except NotPlumbedYet as err:
+        raise NoPodNetwork(str(err), kind="network-not-plumbed") from err
     return PodNetwork.build(endpoints)
 
 

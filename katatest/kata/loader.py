@@ -30,7 +30,6 @@ from katatest.kata.getters import (
     default_vcpus_float,
     deserialize_params,
 )
-from katatest.kata.key_coverage import refuse_unmodelled
 from katatest.kata.hypervisor_config import (
     FactoryConfig,
     HypervisorConfig,
@@ -40,6 +39,7 @@ from katatest.kata.hypervisor_config import (
     RuntimeConfig,
 )
 from katatest.kata.hypervisors import UNDRIVEN_SECTIONS, by_section
+from katatest.kata.key_coverage import refuse_unmodelled
 from katatest.kata.releases import Release, load_release
 from katatest.kata.sandbox import prepare_sandbox
 from katatest.kata.toml_schema import (

@@ -34,7 +34,8 @@ def prepare_sandbox(cfg: KataConfig, facts: HostFacts, source: str = "", pin_con
             raise ConfigError(f"{where}.image", "neither image nor initrd may be set for Secure Execution", source,
                               kata="Secure Execution")
     elif hv.image_path == "" and hv.initrd_path == "":
-        raise ConfigError(f"{where}.image", "missing image and initrd path", source, kata="Missing image and initrd path")
+        raise ConfigError(f"{where}.image", "missing image and initrd path", source,
+                          kata="Missing image and initrd path")
     elif hv.image_path != "" and hv.initrd_path != "":
         raise ConfigError(f"{where}.initrd", "image and initrd path cannot be both set", source,
                           kata="Image and initrd path cannot be both set")

@@ -19,6 +19,15 @@ class PlanError(KatatestError):
     """An override cannot be applied to the generated argv."""
 
 
+class UnknownVirtiofsdFlag(PlanError):
+    """An argument of the virtiofsd argv that no Rust virtiofsd accepts (a generator bug or a bad
+    ``virtio_fs_extra_args``): an error, never a reason to skip."""
+
+    def __init__(self, flag: str) -> None:
+        self.flag = flag
+        super().__init__(f"virtiofsd {flag}: not an option of the Rust virtiofsd (1.x) Kata's argv is written for")
+
+
 class UntranslatableFlag(PlanError):
     """A Rust virtiofsd flag with no equivalent in the C virtiofsd installed here."""
 

@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from katatest.launch.errors import UntranslatableFlag
+from katatest.launch.errors import UnknownVirtiofsdFlag, UntranslatableFlag
 
 if TYPE_CHECKING:
     from katatest.launch.plan import Override
@@ -30,6 +30,18 @@ AS_C_OPTION = {
     "--allow-direct-io": "allow_direct_io", "--writeback": "writeback", "--no-readdirplus": "no_readdirplus",
     "--sandbox": "sandbox", "--modcaps": "modcaps",
 }
+
+
+# Every option of the Rust virtiofsd (1.x --help); a flag outside it is no reason to skip, it is an error.
+RUST_FLAGS = frozenset({
+    "--shared-dir", "--tag", "--socket-path", "--socket-group", "--fd", "--log-level", "--thread-pool-size",
+    "--xattr", "--xattrmap", "--posix-acl", "--security-label", "--sandbox", "--seccomp", "--announce-submounts",
+    "--inode-file-handles", "--cache", "--allow-direct-io", "--writeback", "--no-readdirplus", "--killpriv-v2",
+    "--no-killpriv-v2", "--rlimit-nofile", "--modcaps", "--syslog", "--preserve-noatime", "--allow-mmap",
+    "--migration-mode", "--migration-on-error", "--migration-verify-handles", "--migration-confirm-paths",
+    "--translate-uid", "--translate-gid", "--uid-map", "--gid-map", "--readonly", "--print-capabilities",
+    "--help", "--version", "--compat-options", "--socket",
+})
 
 
 def is_rust_argv(argv: Sequence[str]) -> bool:
@@ -65,6 +77,8 @@ def _c_form(arg: str) -> tuple[str, ...] | None:
         return ("-o", f"log_level={LOG_LEVELS[value]}")
     if name in AS_C_OPTION:
         return ("-o", AS_C_OPTION[name] + (f"={value}" if sep else ""))
+    if name not in RUST_FLAGS:
+        raise UnknownVirtiofsdFlag(arg)
     raise UntranslatableFlag(arg, "a Rust virtiofsd flag with no known C virtiofsd equivalent")
 
 

@@ -8,14 +8,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from katatest.report.outcomes import CELL_OUTCOMES, GENERATION_ONLY, OUTCOMES
+from katatest.report.outcomes import CELL_OUTCOMES, GENERATION_ONLY, OUTCOMES, PARTIAL
 from katatest.report.summary import CellResult, GroupResult, Summary, TestResult
 
 DIMS = (("release", "Kata"), ("hypervisor", "VMM"), ("arch", "arch"), ("protection", "protection"),
         ("rootfs", "rootfs"), ("shared_fs", "shared fs"), ("block_driver", "block driver"), ("variant", "variant"),
         ("network", "network"))
 SHORT = 60
-LABEL = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "skipped": "skip", GENERATION_ONLY: "gen-only"}
+LABEL = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "skipped": "skip", GENERATION_ONLY: "gen-only",
+         PARTIAL: "partial"}
 
 CSS = """
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em;color:#1f2328;background:#fff}
@@ -36,6 +37,7 @@ overflow-wrap:anywhere}
 .outcome-passed{background:#d7f0d9;color:#14532d}.outcome-failed{background:#f8cfcf;color:#7f1d1d}
 .outcome-error{background:#ffdcb8;color:#7c2d12}.outcome-skipped{background:#ececec;color:#4b5563}
 .outcome-generation-only{background:#dbeafe;color:#1e3a8a}
+.outcome-partial{background:#fef3c7;color:#92400e}
 .outcome-none{background:#fff;color:#9ca3af;text-align:center}
 .row-passed .cell-name{border-left:5px solid #2e7d32}.row-failed .cell-name{border-left:5px solid #c62828}
 .row-error .cell-name{border-left:5px solid #e07b00}.row-skipped .cell-name{border-left:5px solid #9ca3af}
@@ -87,9 +89,13 @@ def _row(cell: CellResult, groups: list[str], extra: bool, link_base: str, cells
         dims += f'<td class="dim">{escape(_extra_dims(cell))}</td>'
     bad = [f"{g}: {r.message}" for g, r in cell.groups.items() if r.outcome in ("failed", "error") and r.message]
     not_booted = f"not booted: {cell.boot_skip_reason}" if cell.boot_skip_reason else ""
-    overall_title = "; ".join(bad + ([not_booted] if not_booted else [])) or cell.outcome
+    not_run = "did not run: " + "; ".join(f"{g} ({cell.groups[g].message})" for g in cell.partial_groups)
+    not_run = not_run if cell.partial_groups else ""
+    overall_title = "; ".join(bad + [why for why in (not_booted, not_run) if why]) or cell.outcome
     detail = f"{cell.duration_s:.1f} s"
-    if not_booted:
+    if not_run:
+        detail += f" \u2014 {_short(not_run, 2 * SHORT)}"
+    elif not_booted:
         detail += f" \u2014 {_short(not_booted, 2 * SHORT)}"
     elif cell.boots > 1:
         detail += f" \u2014 booted {cell.boots}\u00d7 (once per worker)"

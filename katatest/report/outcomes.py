@@ -10,9 +10,12 @@ OUTCOMES = (FAILED, ERROR, PASSED, SKIPPED)
 """Worst first: a group or cell takes the worst outcome of its tests."""
 
 GENERATION_ONLY = "generation-only"
-CELL_OUTCOMES = (FAILED, ERROR, PASSED, GENERATION_ONLY, SKIPPED)
+PARTIAL = "partial"
+CELL_OUTCOMES = (FAILED, ERROR, PARTIAL, PASSED, GENERATION_ONLY, SKIPPED)
 """A cell whose guest could not boot here (skipped with a reason) and whose other checks passed is not
-"passed": only what Kata would launch was checked, nothing inside a guest."""
+"passed": only what Kata would launch was checked, nothing inside a guest. A booted cell with a check group that
+did not run at all (every test of it skipped) is "partial", naming the groups: passed would claim checks that
+never ran."""
 
 MESSAGE_LIMIT = 500
 

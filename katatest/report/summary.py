@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from katatest.report.outcomes import CELL_OUTCOMES, GENERATION_ONLY, OUTCOMES, PASSED, SKIPPED, worst
+from katatest.report.outcomes import CELL_OUTCOMES, GENERATION_ONLY, OUTCOMES, PARTIAL, PASSED, SKIPPED, worst
 
 FORMAT = 2  # 2: cells say whether their guest booted (boot, boot_skip_reason, boots); "generation-only"
 GROUP_ORDER = ("generation", "cmdline", "devices", "rootfs", "shared_fs", "topology", "qmp")
@@ -82,6 +82,7 @@ class CellResult:
     boot: str = ""
     boot_skip_reason: str = ""
     boots: int = 0
+    partial_groups: list[str] = field(default_factory=list)  # groups that did not run (all skipped), if partial
 
     @property
     def booted(self) -> bool:
@@ -131,11 +132,19 @@ def _group_result(tests: list[TestResult]) -> GroupResult:
 
 
 def cell_outcome(groups: dict[str, GroupResult], boot: Boot) -> str:
-    """The worst group outcome; a cell whose guest was skipped and nothing failed is generation-only."""
+    """The worst group outcome; a cell whose guest was skipped and nothing failed is generation-only; one
+    whose guest booted but a group of which did not run at all is partial."""
     outcome = worst(g.outcome for g in groups.values()) or SKIPPED
     if boot.state == BOOT_SKIPPED and outcome == PASSED:
         return GENERATION_ONLY
+    if outcome == PASSED and skipped_groups(groups):
+        return PARTIAL
     return outcome
+
+
+def skipped_groups(groups: dict[str, GroupResult]) -> list[str]:
+    """The groups none of whose tests ran (every one skipped)."""
+    return [name for name, group in groups.items() if group.outcome == SKIPPED]
 
 
 def build_cells(tests: list[TestResult], dims: dict[str, dict[str, Any]],
@@ -151,9 +160,11 @@ def build_cells(tests: list[TestResult], dims: dict[str, dict[str, Any]],
             by_group.setdefault(t.group or "?", []).append(t)
         groups = {g: _group_result(by_group[g]) for g in order_groups(set(by_group))}
         boot = boots.get(name, Boot())
-        cells.append(CellResult(name, cell_outcome(groups, boot), dims.get(name, {}), groups,
+        outcome = cell_outcome(groups, boot)
+        cells.append(CellResult(name, outcome, dims.get(name, {}), groups,
                                 artifacts.get(name, []), round(sum(t.duration_s for t in mine), 3),
-                                boot.state, boot.skip_reason, boot.count))
+                                boot.state, boot.skip_reason, boot.count,
+                                skipped_groups(groups) if outcome == PARTIAL else []))
     return cells
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from katatest.report.outcomes import CELL_OUTCOMES, GENERATION_ONLY, OUTCOMES
+from katatest.report.outcomes import CELL_OUTCOMES, GENERATION_ONLY, OUTCOMES, PARTIAL
 from katatest.report.summary import CellResult, Summary
 
 MARK = {"passed": "pass", "failed": "FAIL", "error": "ERR", "skipped": "skip"}
@@ -36,6 +36,8 @@ def _line(cell: CellResult, width: int) -> str:
     groups = " ".join(f"{g}:{MARK.get(r.outcome, r.outcome)}" for g, r in cell.groups.items())
     label = LABEL.get(cell.outcome, cell.outcome.upper())
     line = f"{cell.name:<{width}}  {label:<8} {cell.duration_s:7.1f}s  {groups}"
+    if cell.outcome == PARTIAL:
+        line += "  (did not run: " + "; ".join(f"{g}: {cell.groups[g].message}" for g in cell.partial_groups) + ")"
     if cell.boot_skip_reason:
         line += f"  (not booted: {cell.boot_skip_reason})"
     elif cell.boots > 1:
