@@ -72,6 +72,26 @@ def test_an_explicit_other_mode_is_kept_and_said_once(tmp_path: Path, isolated_e
     assert len(list(records.iterdir())) == 18
 
 
+def test_explicit_dist_no_is_honoured_and_said(tmp_path: Path, isolated_env: dict[str, str]) -> None:
+    """``-n 2 --dist no``: kept as asked (xdist then balances the tests, as load), with one line saying that a
+    cell boots once per worker that gets its tests."""
+    project, records = _groups_project(tmp_path)
+    run = run_pytest(project, "-n", "2", "--dist", "no", env={**isolated_env, "KT_RECORDS": str(records)})
+    assert run.returncode == 0, run.stdout + run.stderr
+    warnings = [line for line in run.stdout.splitlines() if line.startswith(WARNING)]
+    assert len(warnings) == 1 and warnings[0].startswith("katatest: --dist no with -n"), run.stdout
+    assert "boots that cell once" in warnings[0]
+    assert len(list(records.iterdir())) == 18
+
+
+def test_a_test_missing_from_the_group_files_is_an_error() -> None:
+    from katatest.fixtures.distribution import MissingGroup, scope_of
+    groups = {"t.py::a[c1]": "c1", "t.py::plain": None}
+    assert scope_of(groups, "t.py::a[c1]") == "c1" and scope_of(groups, "t.py::plain") is None
+    with pytest.raises(MissingGroup, match="t.py::b.c2. is in no worker's group file"):
+        scope_of(groups, "t.py::b[c2]")
+
+
 def test_explicit_loadgroup_says_nothing(tmp_path: Path, isolated_env: dict[str, str]) -> None:
     project, records = _groups_project(tmp_path)
     run = run_pytest(project, "-n", "2", "--dist", "loadgroup", env={**isolated_env, "KT_RECORDS": str(records)})
@@ -223,16 +243,19 @@ def _boot_ids(records: list[dict], *keys: str) -> dict[Any, set[str]]:
 
 
 @pytest.mark.boot
-def test_plain_n2_boots_each_cell_once(tmp_path: Path, isolated_env: dict[str, str]) -> None:
-    """``-n 2`` alone (issue 9: 18-21 QEMU launches for 12 cells): one guest boot per cell in the whole run."""
+@pytest.mark.parametrize("workers", ["2", "3"])
+def test_plain_n_boots_each_cell_once(tmp_path: Path, isolated_env: dict[str, str], workers: str) -> None:
+    """``-n 2`` or ``-n 3`` alone (issue 9: 18-21 QEMU launches for 12 cells): one guest boot per cell in the
+    whole run."""
     built_assets()
-    out, records, reports = _boots_run(tmp_path, isolated_env, "-n", "2")
+    out, records, reports = _boots_run(tmp_path, isolated_env, "-n", workers)
     per_cell = _boot_ids(records, "cell")
     assert FAST_CELL in per_cell and len(records) == 4 * len(per_cell), (records, out[-2000:])
     if os.geteuid() == 0:
         assert FS_CELL in per_cell, out[-2000:]
     assert {cell: len(ids) for cell, ids in per_cell.items()} == {cell: 1 for cell in per_cell}, per_cell
     assert all(len({r["worker"] for r in records if r["cell"] == cell}) == 1 for cell in per_cell)
+    assert {r["worker"] for r in records} <= {f"gw{i}" for i in range(int(workers))}
     booted = {c.name: c.boots for c in load(reports / "summary.json").cells if c.booted}
     assert booted == {cell: 1 for cell in per_cell} and WARNING not in out  # the report counts the same
 

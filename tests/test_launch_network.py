@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import shutil
 import sys
 import time
 from dataclasses import replace
@@ -447,3 +448,42 @@ def test_katatest_boot_with_a_net_endpoint_shows_its_mac_in_the_guest(clean_host
     assert any(line.split()[1] == ifname and "inet 10.88.0.2/16" in line for line in run.stdout.splitlines())
     assert "override no-vhost-net" in run.stderr or os.path.exists(network.VHOST_NET)
     assert f"network: eth0 (tcfilter, 1 queue(s)) is the guest's {ifname} {mac}" in run.stderr
+
+
+FAILING_IP = """#!/bin/sh
+# ip, except that "ip netns delete" fails (a namespace that cannot be deleted)
+[ "$1 $2" = "netns delete" ] && {{ echo "Cannot remove namespace file: Device or resource busy" >&2; exit 1; }}
+exec {ip} "$@"
+"""
+
+
+@needs_root
+def test_a_namespace_that_cannot_be_deleted_is_an_error_and_stays_recorded(
+        clean_host: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed ``ip netns delete`` is no silent leak: close() raises naming the namespace, the ownership
+    records stay, and a later sweep (under another TMPDIR) still removes the namespaces."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "ip").write_text(FAILING_IP.format(ip=shutil.which("ip")))
+    (fake / "ip").chmod(0o755)
+    pod = PodNetwork.build(vector_endpoints("net_default"))
+    names = [pod.netns, pod.peer_netns]
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    with pytest.raises(network.NetworkError, match=f"pod network leaked: {pod.netns}: Cannot remove"):
+        pod.close()
+    assert set(names) <= set(netns_names()) and pod.run_dir.exists()
+    assert all((network.OWNERS_DIR / n).is_file() for n in names)
+    report = sweep(include_live_owners=True)
+    assert any(f.startswith(f"netns {pod.netns}") for f in report.failed) and pod.run_dir.exists()
+    assert "COULD NOT REMOVE" in report.summary()
+    monkeypatch.setenv("PATH", os.environ["PATH"].split(":", 1)[1])
+    (network.OWNERS_DIR / pod.netns).write_text("1:1")  # the owner is gone (a token no process has)
+    (network.OWNERS_DIR / pod.peer_netns).write_text("1:1")
+    other = tmp_path / "other-tmp"
+    other.mkdir()
+    monkeypatch.setenv("TMPDIR", str(other))  # a sweep that does not see the run dir: only OWNERS_DIR
+    report = sweep()
+    assert {f"netns {n}" for n in names} <= set(report.removed), report
+    assert not set(names) & set(netns_names())
+    assert not any((network.OWNERS_DIR / n).exists() for n in names)
+    shutil.rmtree(pod.run_dir, ignore_errors=True)

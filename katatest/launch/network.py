@@ -43,6 +43,7 @@ from katatest.generate.plumbing import NetPlumbing
 from katatest.launch.errors import LaunchError, PlanError
 from katatest.launch.fds import InheritedFd, check_unique
 from katatest.launch.plan import LaunchPlan, Override, with_overrides
+from katatest.launch.proc import owner_token, token_alive
 from katatest.launch.vm import RUNTIME_PREFIX, make_runtime_dir
 
 MODELS = ("tcfilter", "macvtap")
@@ -295,24 +296,57 @@ def recorded_netns(run_dir: Path) -> list[str]:
     return [n for n in names if isinstance(n, str) and n.startswith(RUNTIME_PREFIX) and "/" not in n]
 
 
-def delete_netns(names: Sequence[str]) -> list[str]:
-    """Delete the named namespaces that exist; the ones deleted."""
+# Where each katatest namespace names its owner (``<name>`` holds the owner's token), whatever TMPDIR or
+# XDG_RUNTIME_DIR its run had: the sweep of any later run finds orphans here (network namespaces need root).
+OWNERS_DIR = Path("/run/katatest-netns")
+
+
+def delete_netns(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Delete the named namespaces that exist: (deleted, (name: why) for those that could not be)."""
     if not names or not shutil.which("ip"):
-        return []
+        return [], []
     try:
         existing = set(netns_names())
-    except (NetworkError, ValueError):
-        return []
-    gone = []
+    except (NetworkError, ValueError) as err:
+        return [], [f"{name}: cannot list namespaces ({err})" for name in names]
+    gone, failed = [], []
     for name in names:
-        if name in existing:
-            subprocess.run(["ip", "netns", "delete", name], capture_output=True)
+        if name not in existing:
+            _forget_owner(name)
+            continue
+        proc = subprocess.run(["ip", "netns", "delete", name], capture_output=True, text=True)
+        if proc.returncode == 0 and name not in netns_names():
             gone.append(name)
-    return gone
+            _forget_owner(name)
+        else:
+            failed.append(f"{name}: {proc.stderr.strip() or f'ip netns delete exited {proc.returncode}'}")
+    return gone, failed
 
 
-def remove_recorded_netns(run_dir: Path) -> list[str]:
-    """Delete what ``run_dir`` records (for the sweep); the namespaces deleted."""
+def _record_owner(name: str) -> None:
+    OWNERS_DIR.mkdir(mode=0o700, exist_ok=True)
+    (OWNERS_DIR / name).write_text(owner_token())
+
+
+def _forget_owner(name: str) -> None:
+    with contextlib.suppress(OSError):
+        (OWNERS_DIR / name).unlink()
+
+
+def orphaned_netns() -> list[str]:
+    """katatest namespaces whose owner process is gone, from OWNERS_DIR (whatever run dir recorded them)."""
+    if not OWNERS_DIR.is_dir():
+        return []
+    out = []
+    for record in sorted(OWNERS_DIR.glob(f"{RUNTIME_PREFIX}*")):
+        with contextlib.suppress(OSError):
+            if not token_alive(record.read_text().strip()):
+                out.append(record.name)
+    return out
+
+
+def remove_recorded_netns(run_dir: Path) -> tuple[list[str], list[str]]:
+    """Delete what ``run_dir`` records (for the sweep): (deleted, could not be deleted with why)."""
     return delete_netns(recorded_netns(run_dir))
 
 
@@ -408,6 +442,7 @@ class PodNetwork:
     def _build(self) -> None:
         self.slot = _claim_slot(self.run_dir / NETNS_FILE, [self.netns, self.peer_netns])
         for ns in (self.netns, self.peer_netns):
+            _record_owner(ns)
             run("ip", "netns", "add", ns)
             run("ip", "-n", ns, "link", "set", "lo", "up")
         for endpoint in self.endpoints:
@@ -508,12 +543,18 @@ class PodNetwork:
             done.fds = []
 
     def close(self) -> None:
-        """Close the fds, delete both namespaces (with every link, qdisc and filter in them), drop the record."""
+        """Close the fds, delete both namespaces (with every link, qdisc and filter in them), drop the record.
+
+        A namespace that cannot be deleted is a leak: NetworkError naming it, and the record stays for the
+        sweep."""
         if self.closed:
             return
         self.closed = True
         self.close_fds()
-        delete_netns([self.netns, self.peer_netns])
+        _, failed = delete_netns([self.netns, self.peer_netns])
+        if failed:
+            raise NetworkError(f"pod network leaked: {'; '.join(failed)} (left recorded in {self.run_dir} and "
+                               f"{OWNERS_DIR} for the sweep)")
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
 

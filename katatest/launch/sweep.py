@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from katatest.launch.network import remove_recorded_netns
+from katatest.launch.network import delete_netns, orphaned_netns, remove_recorded_netns
 from katatest.launch.proc import ProcInfo, alive, kill, processes, token_alive
 from katatest.launch.vm import (
     MARKER_ENV,
@@ -77,14 +77,16 @@ class Scope:
 class SweepReport:
     killed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # what could not be removed (kept recorded for a later sweep)
 
     def __bool__(self) -> bool:
-        return bool(self.killed or self.removed)
+        return bool(self.killed or self.removed or self.failed)
 
     def summary(self) -> str:
         if not self:
             return "nothing left behind"
-        return "; ".join([f"killed {p}" for p in self.killed] + [f"removed {d}" for d in self.removed])
+        return "; ".join([f"killed {p}" for p in self.killed] + [f"removed {d}" for d in self.removed]
+                         + [f"COULD NOT REMOVE {f}" for f in self.failed])
 
 
 def katatest_processes(include_live_owners: bool = True, scope: Scope | None = None) -> list[ProcInfo]:
@@ -146,7 +148,14 @@ def sweep(include_live_owners: bool = False, scope: Scope | None = None) -> Swee
         victims = [p for p in victims if alive(p.pid)]
         time.sleep(0.05)
     for path in leftover_runtime_dirs(include_live_owners, scope):
-        report.removed += [f"netns {name}" for name in remove_recorded_netns(path)]
+        gone, failed = remove_recorded_netns(path)
+        report.removed += [f"netns {name}" for name in gone]
+        if failed:  # keep the record: a later sweep tries again
+            report.failed += [f"netns {why}" for why in failed]
+            continue
         shutil.rmtree(path, ignore_errors=True)
         report.removed.append(str(path))
+    gone, failed = delete_netns(orphaned_netns())  # recorded by runs under another TMPDIR
+    report.removed += [f"netns {name}" for name in gone]
+    report.failed += [f"netns {why}" for why in failed]
     return report
