@@ -445,6 +445,12 @@ class PodNetwork:
             _record_owner(ns)
             run("ip", "netns", "add", ns)
             run("ip", "-n", ns, "link", "set", "lo", "up")
+        # Each peer address answers only on its own veth (ARP and reverse path): a guest NIC plumbed to the wrong
+        # endpoint cannot reach the other endpoint's peer (Linux's defaults would answer on any interface).
+        for conf in ("all", "default"):
+            for key, value in (("arp_ignore", "1"), ("arp_announce", "2"), ("rp_filter", "1")):
+                run("ip", "netns", "exec", self.peer_netns, "sysctl", "-q", "-w",
+                    f"net.ipv4.conf.{conf}.{key}={value}")
         for endpoint in self.endpoints:
             self.plumbed.append(self._plumb(endpoint))
 
