@@ -77,9 +77,30 @@ def test_a_later_release_refuses_clh_on_the_command_line(capsys) -> None:
     assert "Kata 3.30.0 does not drive clh" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("version", ["3.30.0", "4.1.0"])
-def test_pod_network_endpoints_are_refused_for_releases_without_network_vectors(capsys, version) -> None:
-    code, lines, err = _render(capsys, str(V410 / "default.toml"), "--net-endpoint", "veth", "--kata-version", version)
-    assert code == 2 and lines == []
-    assert err == (f"katatest: --net-endpoint: katatest models Kata's pod network endpoints for Kata 3.0.0 only, "
-                   f"not {version} (no network vectors for it yet)\n")
+@pytest.mark.parametrize(("version", "bus"), [("3.30.0", ""), ("4.1.0", "bus=pcie.0,")])
+def test_pod_network_endpoints_render_for_later_releases(capsys, version: str, bus: str) -> None:
+    """The pod network of Kata 3.30.0 and 4.1.0: fds after the QMP listener (3) and the vsock (4); 4.1.0 pins
+    the NIC to pcie.0 right after its MAC."""
+    code, lines, err = _render(capsys, str(V410 / "default.toml"), "--net-endpoint", "veth:02:00:00:00:00:2a",
+                               "--kata-version", version)
+    assert code == 0, err
+    assert "tap,id=network-0,vhost=on,vhostfds=5,fds=6" in lines
+    assert (f"driver=virtio-net-pci,netdev=network-0,mac=02:00:00:00:00:2a,{bus}disable-modern=false,mq=on,"
+            "vectors=4") in lines
+
+
+def test_a_release_without_network_vectors_refuses_endpoints(monkeypatch, capsys) -> None:
+    """Which releases model the pod network is data (release.qemu.pod_network): one that does not is refused."""
+    import dataclasses
+
+    from katatest.generate import render
+    from katatest.kata.releases import load_release
+
+    real = load_release("4.1.0")
+    without = dataclasses.replace(real, qemu=dataclasses.replace(real.qemu, pod_network=False))
+    monkeypatch.setattr(render, "load_release", lambda v="3.0.0": without if v == "4.1.0" else load_release(v))
+    code, lines, err = _render(capsys, str(V410 / "default.toml"), "--net-endpoint", "veth", "--kata-version",
+                               "4.1.0")
+    assert code == 2 and lines == [] and "not 4.1.0 (no network vectors for it yet)" in err
+
+

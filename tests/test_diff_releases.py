@@ -13,6 +13,7 @@ from katatest.conformance.release_diff import diff_releases
 from katatest.conformance.vectors import discover, normalise
 from katatest.host.flags import parse_flags
 from katatest.kata.tomlconf import load_toml
+from katatest.matrix.cell_config import BASE_DIR
 from tests.conformance_files import DATA
 
 OLD = DATA / "kata-3.0.0" / "named"
@@ -105,3 +106,29 @@ def test_every_hunk_of_every_vector_config_names_its_release_behaviour(suite: st
         unexplained += [f"{vector.id}: after {h.after}" for h in diff.hunks
                         if not any(a.behaviours for a in h.removed + h.added)]
     assert unexplained == []
+
+
+def test_network_differences_between_releases(capsys: pytest.CaptureFixture[str]) -> None:
+    """With an endpoint, the upgrade's network changes are spelled out with their release behaviours: fds after
+    the QMP listener, and 4.1.0's bus=pcie.0 on the NIC."""
+    config = BASE_DIR / "4.1.0" / "configuration-qemu-amd64.toml"
+    assert main(["diff-releases", str(config), "--from", "3.0.0", "--to", "4.1.0", "--net-endpoint", "veth"]) == 0
+    out = capsys.readouterr().out
+    assert "- tap,id=network-0,vhost=on,vhostfds=4,fds=5" in out
+    assert "+ tap,id=network-0,vhost=on,vhostfds=5,fds=6" in out
+    assert "mac=02:00:00:00:00:01,bus=pcie.0,disable-modern=false" in out
+    nic = out[out.index("+ driver=virtio-net-pci"):].splitlines()[1]
+    assert "release.qemu.pcie_root_bus_pin" in nic and "host.net_endpoints.eth0" in nic
+
+
+@pytest.mark.parametrize(("endpoints", "ports"), [([], 0), (["--net-endpoint", "veth"], 2),
+                                                  (["--net-endpoint", "veth", "--net-endpoint", "veth"], 3)])
+def test_arm64_root_ports_follow_the_pod_netns(capsys: pytest.CaptureFixture[str], endpoints: list[str],
+                                                ports: int) -> None:
+    """arm64 3.30+: one pcie-root-port per link of the pod netns (lo included); no endpoint is no netns, and
+    explain says so."""
+    config = BASE_DIR / "4.1.0" / "configuration-qemu-arm64.toml"
+    assert main(["explain", str(config), "--arch", "arm64", "--kata-version", "4.1.0", *endpoints]) == 0
+    out = capsys.readouterr().out
+    assert out.count("pcie-root-port,id=rp") == ports
+    assert ("note: no --net-endpoint: katatest assumes no pod network namespace" in out) is (ports == 0)

@@ -69,6 +69,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     rendered = _rendered(args)
     items, doc = _selected(rendered, args.what)
     lines = explain_fields(rendered.vmconfig_sources) if doc is not None else explain_args(items)
+    lines += [f"note: {assumption}" for assumption in rendered.assumptions]
     sys.stdout.write("".join(line + "\n" for line in lines))
     return 0
 

@@ -12,7 +12,7 @@ EXPECTATION_SUFFIXES = (".argv", ".err", ".virtiofsd.argv", ".nydusd.argv", ".vm
 VECTOR_KINDS = ("named", "random", "shipped")
 # The vector sets (folders of tests/data/conformance) and the Kata release whose code made each.
 VECTOR_SETS = {"kata-3.0.0": "3.0.0", "kata-3.0.0-clh": "3.0.0", "kata-3.0.0-fc": "3.0.0", "kata-3.0.0-net": "3.0.0",
-               "kata-3.30.0": "3.30.0", "kata-4.1.0": "4.1.0"}
+               "kata-3.30.0": "3.30.0", "kata-3.30.0-net": "3.30.0", "kata-4.1.0": "4.1.0", "kata-4.1.0-net": "4.1.0"}
 
 
 @dataclass(frozen=True)

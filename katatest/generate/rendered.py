@@ -25,6 +25,8 @@ class Rendered:
     # Arguments another release would pass and this one leaves out, with the release behaviour that drops them
     # (e.g. -daemonize <- release.qemu.daemonize): what ``katatest diff-releases`` attributes a removal to.
     omitted: list[Arg] = field(default_factory=list)
+    # What katatest assumed about the host where the argv depends on it (``explain`` prints each as a note).
+    assumptions: list[str] = field(default_factory=list)
 
     @property
     def binary(self) -> str:

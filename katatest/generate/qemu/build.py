@@ -94,7 +94,7 @@ def build_qemu_config(cfg: KataConfig, facts: HostFacts, release: Release | None
         devices.append(dev.Balloon(sources=src("reclaim_guest_freed_memory") + src("confidential_guest")
                                    + ("release.qemu.balloon_for_reclaim",)))
     if behaviour.pcie_topology == "vfio_ports":
-        devices += _pcie_topology(q, hv, src)
+        devices += _pcie_topology(q, hv, src, pod_links(facts))
     else:
         devices += _pcie_root_ports(q, hv.pcie_root_port, src("pcie_root_port"))
     devices += _cold_plugged(q, cfg, facts, paths, nested_run, nested_src, src, new_id, release)
@@ -264,16 +264,24 @@ def _pcie_root_ports(q: QemuArch, count: int, sources: Sources) -> list[dev.Devi
                              pref64_reserve=f"{2 * 1024 * 1024}B", sources=sources) for i in range(count)]
 
 
-def _pcie_topology(q: QemuArch, hv, src) -> list[dev.Device]:
-    """createPCIeTopology for a host without VFIO devices or network endpoints (release.qemu.pcie_topology)."""
+def pod_links(facts: HostFacts) -> int:
+    """The links of the pod's network namespace Kata counts (``GetEndpointsNum``: ``lo`` and every endpoint).
+    katatest's host facts describe a pod netns only through its endpoints: no ``--net-endpoint``, no netns (as
+    on the vectors' host; a real sandbox always has one, with at least ``lo``)."""
+    return 1 + len(facts.net_endpoints) if facts.net_endpoints else 0
+
+
+def _pcie_topology(q: QemuArch, hv, src, links: int = 0) -> list[dev.Device]:
+    """createPCIeTopology for a host without VFIO devices (release.qemu.pcie_topology); ``links``: the pod
+    netns's links (arm64 gets a root port for each, to hot-plug into)."""
     machine = q.machine.type
     hot, cold = hv.hot_plug_vfio, hv.cold_plug_vfio
     if machine not in ("q35", "virt") or (hot == "no-port" and cold == "no-port" and machine == "q35"):
         return []
     sources = src("hot_plug_vfio") + src("cold_plug_vfio") + ("release.qemu.pcie_topology",)
-    pluggable = 1 if machine == "virt" and hv.virtio_mem else 0  # arm64: one port per endpoint (none here)
+    pluggable = links + (1 if machine == "virt" and hv.virtio_mem else 0) if machine == "virt" else 0
     if machine == "virt":
-        sources += src("enable_virtio_mem")
+        sources += src("enable_virtio_mem") + (("host.net_endpoints",) if links else ())
     if "root-port" in (hot, cold):
         return _bare_root_ports(max(pluggable, hv.pcie_root_port), sources + src("pcie_root_port"))
     if "switch-port" in (hot, cold):

@@ -25,7 +25,7 @@ def render_qemu(doc: dict[str, Any], facts: HostFacts, source: str, release: Rel
     nested_run, nested_src = nesting(cfg, facts)
     with kata_stage("createNetwork"):  # Sandbox.createNetwork: the pod's endpoints, cold-plugged
         network, plumbing = network_devices(cfg, facts, model.devices, nested_run, nested_src, model.transport,
-                                            source)
+                                            source, release.qemu, model.machine.type)
     model.devices += network
     with kata_stage("StartVM"):  # qemu.StartVM starts the shared-fs daemon before govmm's LaunchQemu
         daemon = daemon_argv(cfg, facts, behaviour=release.qemu, source=source)
@@ -35,5 +35,13 @@ def render_qemu(doc: dict[str, Any], facts: HostFacts, source: str, release: Rel
     check_exec_safe(argv, source)
     check_exec_safe(daemon or [], source)
     omitted = model.omitted + daemon_omitted(cfg, release.qemu)
+    assumptions = []
+    if facts.arch == "arm64" and release.qemu.pcie_topology == "vfio_ports" and not facts.net_endpoints:
+        assumptions.append(NO_POD_NETNS)
     return Rendered(hypervisor="qemu", argv=argv, daemon=daemon, release=release.version, omitted=omitted,
-                    network=tuple(plumbing))
+                    network=tuple(plumbing), assumptions=assumptions)
+
+
+NO_POD_NETNS = ("no --net-endpoint: katatest assumes no pod network namespace (as on the vectors' host); a real "
+                "sandbox always has one (CNI's, or Kata's own unless disable_new_netns), and on arm64 Kata adds a "
+                "pcie-root-port per link of it, lo included: render with --net-endpoint veth for that line")

@@ -20,6 +20,7 @@ from katatest.generate.qemu.transport import PCI, disable_modern, virtio_name
 from katatest.host.endpoints import NetEndpoint
 from katatest.host.facts import HostFacts
 from katatest.kata.hypervisor_config import HypervisorConfig, KataConfig
+from katatest.kata.releases import QemuBehaviour
 
 MODEL_KEY = "runtime.internetworking_model"
 NEW_NETNS_KEY = "runtime.disable_new_netns"
@@ -63,13 +64,14 @@ class VirtioNet(Device):
     mac: str = ""
     disable_modern: bool = False
     queues: int = 0  # the tap fds: mq=on, and on PCI vectors=2N+2
+    bus: str = ""  # bus=pcie.0 right after mac= (release.qemu.pcie_root_bus_pin)
 
     def valid(self) -> bool:
         return bool(self.netdev)
 
     def params(self, transport: str) -> list[str]:
         opts = [f"driver={virtio_name('virtio-net', transport)}", f"netdev={self.netdev}", f"mac={self.mac}",
-                *disable_modern(transport, self.disable_modern)]
+                *([f"bus={self.bus}"] if self.bus else []), *disable_modern(transport, self.disable_modern)]
         if self.queues > 0:
             opts.append("mq=on" + (f",vectors={2 * self.queues + 2}" if transport == PCI else ""))
         return ["-device", ",".join(opts)]
@@ -89,7 +91,8 @@ def fds_taken(devices: list[Device]) -> int:
 
 
 def network_devices(cfg: KataConfig, facts: HostFacts, devices: list[Device], nested_run: bool,
-                    nested_src: Sources, transport: str, source: str = "") -> tuple[list[Device], list[NetPlumbing]]:
+                    nested_src: Sources, transport: str, source: str = "", behaviour: QemuBehaviour | None = None,
+                    machine: str = "") -> tuple[list[Device], list[NetPlumbing]]:
     """The devices ``createNetwork`` appends after ``devices`` (the VM built so far) and their plumbing.
 
     Raises ConfigError, naming the key, where Kata 3.0.0's createNetwork fails."""
@@ -103,20 +106,26 @@ def network_devices(cfg: KataConfig, facts: HostFacts, devices: list[Device], ne
     vhost = not hv.disable_vhost_net
     added: list[Device] = []
     plumbing: list[NetPlumbing] = []
+    behaviour = behaviour or QemuBehaviour(daemonize=True, qmp="socket", kernel_irqchip=True, debug_log=True)
+    first_fd = FIRST_EXTRA_FD + (1 if behaviour.qmp == "fd" else 0)  # fd 3: the QMP listener Kata passes
+    fd_src = ("release.qemu.qmp",) if behaviour.qmp == "fd" else ()
+    # release.qemu.pcie_root_bus_pin: bus=pcie.0 on the virtio-net-pci of a machine with a pcie.0 root
+    pin = behaviour.pcie_root_bus_pin and transport == PCI and machine.startswith(("q35", "virt"))
+    pin_src = ("release.qemu.pcie_root_bus_pin", "hypervisor.qemu.machine_type") if pin else ()
     for index, endpoint in enumerate(scanned):  # index = len(n.eps): names tap<I>_kata and network-<I>
         _check_connect(endpoint, model, vhost, facts, src, source)
-        first = FIRST_EXTRA_FD + fds_taken(devices + added)
+        first = first_fd + fds_taken(devices + added)
         vhost_fds = tuple(range(first, first + queues)) if vhost else ()
         tap_fds = tuple(range(first + len(vhost_fds), first + len(vhost_fds) + queues))
         netdev_id = f"network-{index}"
         backend_src = _backend_sources(endpoint, devices + added, hv, src)
         added.append(Netdev(id=netdev_id, ifname=f"tap{index}_kata", vhost=vhost, vhost_fds=vhost_fds,
-                            tap_fds=tap_fds, sources=backend_src))
+                            tap_fds=tap_fds, sources=backend_src + fd_src))
         frontend_src = (endpoint.source, endpoint.mac_source, *src("num_vcpus"), *src("hypervisor_machine_type"))
         if transport == PCI:
             frontend_src += nested_src
         added.append(VirtioNet(netdev=netdev_id, mac=endpoint.mac, disable_modern=nested_run, queues=len(tap_fds),
-                               sources=tuple(dict.fromkeys(frontend_src))))
+                               bus="pcie.0" if pin else "", sources=tuple(dict.fromkeys(frontend_src + pin_src))))
         _check_rate_limiters(index, endpoint, model, hv.tx_rate_limiter_max_rate, src, source)
         plumbing.append(NetPlumbing(endpoint=endpoint.name, kind=endpoint.kind, model=model,
                                     tap=f"tap{index}_kata", netdev_id=netdev_id, mac=endpoint.mac, queues=queues,
