@@ -205,8 +205,19 @@ def process_argv(pid: int, proc: str = "/proc") -> list[str]:
 C_CACHE_MODES = {"never": "none"}
 
 
+def without_loader(argv: list[str]) -> list[str]:
+    """A process argv without the dynamic loader that runs a build's binary (``ld-linux... --library-path L``)."""
+    if argv and argv[0].rsplit("/", 1)[-1].startswith("ld-linux"):
+        rest = argv[1:]
+        while rest and rest[0].startswith("--"):
+            rest = rest[2:] if rest[0] in ("--library-path", "--preload", "--argv0", "--audit") else rest[1:]
+        return rest
+    return argv
+
+
 def cache_mode_mismatch(running_argv: list[str], configured: str) -> str:
     """Why a running virtiofsd does not use the configured ``virtio_fs_cache`` ('' when it does)."""
+    running_argv = without_loader(running_argv)
     if not running_argv or "virtiofsd" not in running_argv[0].rsplit("/", 1)[-1]:
         return f"the process is not virtiofsd: {' '.join(running_argv) or '(no cmdline: exited?)'}"
     modes = daemon_options(running_argv, "cache")

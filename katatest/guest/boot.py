@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from katatest.assets.cache import GuestAssets
+from katatest.assets.qemu_builds import Build
 from katatest.errors import KatatestError
 from katatest.generate.provenance import values
 from katatest.generate.render import render_doc
@@ -32,6 +33,7 @@ from katatest.launch.errors import LaunchError, UntranslatableFlag
 from katatest.launch.kvm import AccelVerdict
 from katatest.launch.network import PodNetwork
 from katatest.launch.plan import LaunchPlan, plan_launch
+from katatest.launch.qemu_caps import Capabilities, capabilities
 from katatest.launch.vm import VirtualMachine, make_runtime_dir
 
 VHOST_VSOCK = "/dev/vhost-vsock"
@@ -99,8 +101,9 @@ def preview_facts(facts: HostFacts) -> HostFacts:
     return facts.with_overrides(sandbox_id="kt" + "1" * 14, vhost_net=True)
 
 
-def check_bootable(rendered: Rendered, host: HostFacts, target: HostFacts) -> None:
-    """Raise CannotBoot with the reason when this host cannot run the config at all."""
+def check_bootable(rendered: Rendered, host: HostFacts, target: HostFacts, builds: Builds | None = None) -> None:
+    """Raise CannotBoot with the reason when this host cannot run the config at all (``builds``: the QEMU build
+    it would run on, which then need not be at Kata's path)."""
     if rendered.hypervisor != "qemu":
         binary = rendered.binary
         if not shutil.which(binary):
@@ -114,7 +117,7 @@ def check_bootable(rendered: Rendered, host: HostFacts, target: HostFacts) -> No
         raise CannotBoot(f"no {target.guest_protection.upper()} hardware on this host "
                          f"({probe.get(target.guest_protection, 'the host facts say')} says no)",
                          kind="no-tee-hardware")
-    if not shutil.which(rendered.binary):
+    if (builds is None or builds.qemu is None) and not shutil.which(rendered.binary):
         raise VmmMissing(f"{rendered.binary} not installed (hypervisor.qemu.path): install QEMU "
                          "or point path at its binary")
     hugepages = hugepages_shortfall(values(rendered.argv))
@@ -151,19 +154,43 @@ def _assets_dict(assets: GuestAssets | None) -> dict | None:
             "image_size": assets.image_size}
 
 
+@dataclass(frozen=True)
+class Builds:
+    """The QEMU build and the Rust virtiofsd build a guest runs on (None: what the host has installed)."""
+
+    qemu: Build | None = None
+    virtiofsd: Build | None = None
+
+    def describe(self, arch: str) -> str:
+        """``QEMU 11.1 (11.1.3 (Debian ...)), virtiofsd 1.14 (1.14.0)`` (what reports carry)."""
+        parts = [f"{b.label} ({b.version(arch)})" for b in (self.qemu, self.virtiofsd) if b is not None]
+        return ", ".join(parts) or "the host's QEMU"
+
+
+def qemu_capabilities(argv: list[str], builds: Builds | None) -> Capabilities:
+    """The capabilities of the QEMU the plan runs (the build's, or the binary the argv names)."""
+    arch = "arm64" if "aarch64" in os.path.basename(argv[0]) else "amd64"
+    if builds is not None and builds.qemu is not None:
+        return capabilities(tuple(builds.qemu.command(arch)), arch)
+    binary = argv[0] if os.access(argv[0], os.X_OK) else (shutil.which(os.path.basename(argv[0])) or argv[0])
+    return capabilities((binary,), arch)
+
+
 def plan_for_host(argv: list[str], daemon_argv: list[str] | None, *, assets: GuestAssets | None,
-                  accel: AccelVerdict) -> LaunchPlan:
+                  accel: AccelVerdict, builds: Builds | None = None) -> LaunchPlan:
     """The launch plan for this host; CannotBoot when a known finding (QEMU or virtiofsd lacks it) stands in
     the way, UnexpectedQemuGap for any other gap."""
+    builds = builds or Builds()
     try:
         plan = plan_launch(argv, daemon_argv, assets=_assets_dict(assets), accel=accel,
-                           vhost_vsock_available=os.path.exists(VHOST_VSOCK))
+                           vhost_vsock_available=os.path.exists(VHOST_VSOCK), qemu_build=builds.qemu,
+                           virtiofsd_build=builds.virtiofsd)
     except UntranslatableFlag as err:
         lacks = QemuLacks(f"a C virtiofsd equivalent of Rust virtiofsd {err.flag}", str(err), "virtiofsd-rust-only")
         raise CannotBoot(f"only QEMU's C virtiofsd is installed ({err})", [lacks],
                          kind="virtiofsd-rust-only") from err
     # after the recorded overrides (e.g. accel=tcg on this host); a gap that is no known finding raises
-    lacks = only_known(plan_findings(plan.argv))
+    lacks = only_known(plan_findings(plan.argv, qemu_capabilities(argv, builds)))
     if lacks:
         raise CannotBoot("QEMU lacks " + "; ".join(f"{f.what} ({f.evidence})" for f in lacks), lacks)
     return plan
@@ -202,7 +229,8 @@ def launch_guest(plan: LaunchPlan, *, runtime_dir: str, run_root: str | os.PathL
 @contextlib.contextmanager
 def boot_guest(document: dict[str, Any], facts: HostFacts, *, host: HostFacts, assets: GuestAssets | None,
                accel: AccelVerdict, run_root: str | os.PathLike, name: str = "guest",
-               ready_timeout: float = READY_TIMEOUT, release: str = DEFAULT_RELEASE) -> Iterator[BootedGuest]:
+               ready_timeout: float = READY_TIMEOUT, release: str = DEFAULT_RELEASE,
+               builds: Builds | None = None) -> Iterator[BootedGuest]:
     """Render ``document`` for ``facts`` as Kata ``release`` would, in a private runtime dir, launch it and wait
     for the guest.
 
@@ -212,8 +240,9 @@ def boot_guest(document: dict[str, Any], facts: HostFacts, *, host: HostFacts, a
     try:
         facts = boot_facts(facts, runtime_dir)
         rendered = render_doc(document, facts, name, release=release)
-        check_bootable(rendered, host, facts)
-        plan = plan_for_host(values(rendered.argv), rendered.daemon_values(), assets=assets, accel=accel)
+        check_bootable(rendered, host, facts, builds)
+        plan = plan_for_host(values(rendered.argv), rendered.daemon_values(), assets=assets, accel=accel,
+                             builds=builds)
         with contextlib.ExitStack() as stack:
             pod = stack.enter_context(_pod_network(rendered)) if rendered.network else None
             plan = pod.apply(plan) if pod else plan

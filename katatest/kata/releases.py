@@ -103,6 +103,8 @@ class Release:
     hypervisors: tuple[str, ...]
     qemu: QemuBehaviour
     config: ConfigBehaviour = ConfigBehaviour()
+    bundled_qemu: str = ""  # the QEMU version the release ships (versions.yaml)
+    bundled_virtiofsd: str = ""  # the (Rust) virtiofsd version it ships
 
 
 def known_releases() -> list[str]:
@@ -118,7 +120,7 @@ def _field(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
 
 
 def _parse(doc: dict[str, Any], where: str) -> Release:
-    unknown = sorted(set(doc) - {"version", "hypervisors", "qemu", "config"})
+    unknown = sorted(set(doc) - {"version", "hypervisors", "qemu", "config", "bundles"})
     if unknown:
         raise KatatestError(f"{where}: unknown keys {', '.join(unknown)}")
     hypervisors = _field(doc, "hypervisors", list, where)
@@ -128,7 +130,10 @@ def _parse(doc: dict[str, Any], where: str) -> Release:
     qemu = _field(doc, "qemu", dict, where)
     behaviour = _parse_behaviour(QemuBehaviour, qemu, f"{where}: qemu")
     config = _parse_behaviour(ConfigBehaviour, _field(doc, "config", dict, where), f"{where}: config")
-    return Release(_field(doc, "version", str, where), tuple(hypervisors), behaviour, config)
+    bundles = _field(doc, "bundles", dict, where)
+    return Release(_field(doc, "version", str, where), tuple(hypervisors), behaviour, config,
+                   _field(bundles, "qemu", str, f"{where}: bundles"), _field(bundles, "virtiofsd", str,
+                                                                               f"{where}: bundles"))
 
 
 def _parse_behaviour(kind: type, table: dict[str, Any], where: str) -> Any:

@@ -1,51 +1,52 @@
-"""Does this QEMU binary have what a plan needs? Findings are ``QemuLacks(what, evidence, known)``.
+"""Does this QEMU build have what a plan needs? Findings are ``QemuLacks(what, evidence, known)``.
 
-Two sources: the binary's own help (``-device help``, ``-device vhost-user-fs-pci,help``, ``-object help``,
-``-machine help``, ``-accel help``, a boolean-prefix parse probe), cached per binary; and QEMU's stderr when it
-refused to start (``refusal_findings``).
+Two sources: the build's capabilities data (``katatest.launch.qemu_caps``: one file per build version and arch,
+probed over QMP), and QEMU's stderr when it refused to start (``refusal_findings``).
 
-Only the known gaps between Kata's argv (3.0.0, 3.30.0, 4.1.0) and upstream QEMU 7.2 (``KNOWN_GAPS``, the
-README's findings) make a cell "cannot boot here". Anything else QEMU lacks (an unknown machine, object or device
-type: a generator typo, a misspelt config value) is ``UnexpectedQemuGap``, an error.
+A capability finding comes from the data alone: a machine, device or object type, a device, object or machine
+property, a CPU model the argv uses and the build lacks, while a QEMU build katatest knows (a checked-in
+capabilities file) has it: something a QEMU upgrade removed or added, a finding of that (release, build) pair;
+and the boolean ``no`` prefixes a build refuses to parse. What no known QEMU has is ``UnexpectedQemuGap``: a
+generator or config error, never a skip. ``RUNTIME_GAPS`` are the named findings no capabilities file can show
+(QEMU's semantics at start-up, the host, virtiofsd).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from katatest.errors import KatatestError
 from katatest.generate.options import option_values, props
 from katatest.kata.hypervisors import qemu_paths
+from katatest.launch.qemu_caps import Capabilities, known_qemus
 
-# The known Kata vs upstream QEMU 7.2 findings (README "Findings") and host limits: name -> what it is.
-KNOWN_GAPS = {
-    "virtio-fs-dax": "virtio_fs_cache_size > 0 emits vhost-user-fs-pci cache-size, which upstream QEMU lacks",
-    "bool-prefix": "machine_accelerators with boolean 'no' prefixes (nosmm), which QEMU 7.2 rejects",
-    "tdx-guest": "TDX: QEMU 7.2 has no tdx-guest object",
+CAPABILITY = "capability"  # the ``known`` of a finding derived from the capabilities data
+# Named findings no capabilities file can show (README findings), name -> what it is.
+RUNTIME_GAPS = {
     "arm64-nvdimm-no-firmware": "arm64 virt + nvdimm without firmware: no ACPI GED device for memory hotplug",
     "kvm-only": "an option with no TCG equivalent on a host without usable KVM",
     "iommu-platform-without-viommu": "iommu_platform=on on vhost-user-fs without a vIOMMU in the argv",
     "virtiofsd-setgroups": "QEMU 7.2's C virtiofsd calls setgroups(), which a non-root user may not",
     "virtiofsd-rust-only": "Kata 3.30+'s Rust virtiofsd argv uses a flag the C virtiofsd has no equivalent for "
                            "(virtio_fs_cache = \"metadata\")",
-    "sev-snp-guest": "SEV-SNP: QEMU 7.2 has no sev-snp-guest object (QEMU 9.1 added it)",
     "maxmem-below-memory": "default_memory above the host's RAM (+ memory_offset): Kata's maxmem= is then below "
                            "-m, which every QEMU refuses",
-    "arm64-pvpanic-isa": "arm64 guest_memory_dump_path emits -device pvpanic, an ISA device qemu-system-aarch64 "
-                         "lacks (it has pvpanic-pci)",
 }
-MISSING_OBJECT_GAPS = {"tdx-guest": "tdx-guest", "sev-snp-guest": "sev-snp-guest"}
+KNOWN_GAPS = {**RUNTIME_GAPS, CAPABILITY: "the build's capabilities data lack it and a known QEMU build has it"}
+# -machine options QEMU takes that are not machine properties (accelerator options and legacy spellings).
+MACHINE_NON_PROPS = frozenset({"type", "accel", "kernel_irqchip", "kernel-irqchip", "kvm-shadow-mem",
+                               "kvm_shadow_mem", "dirty-ring-size"})
+DEVICE_NON_PROPS = frozenset({"driver", "id", "bus"})
+OBJECT_NON_PROPS = frozenset({"qom-type", "id"})
 
 
 @dataclass(frozen=True)
 class QemuLacks:
-    """Something a plan needs that the QEMU binary does not have, with the evidence.
+    """Something a plan needs that the QEMU build does not have, with the evidence.
 
     ``known`` names the ``KNOWN_GAPS`` entry it is ("" when it is none of them)."""
 
@@ -55,12 +56,12 @@ class QemuLacks:
 
 
 class UnexpectedQemuGap(KatatestError):
-    """QEMU lacks something that is no known Kata-vs-QEMU finding: an error of the cell, not a skip."""
+    """QEMU lacks something no known QEMU build has: an error of the cell, not a skip."""
 
     def __init__(self, findings: list[QemuLacks]) -> None:
         self.findings = findings
         super().__init__("QEMU lacks " + "; ".join(f"{f.what} ({f.evidence})" for f in findings)
-                         + ": no known Kata vs QEMU finding (a generator or config error?)")
+                         + ": no known QEMU build has it (a generator or config error?)")
 
 
 def only_known(findings: list[QemuLacks]) -> list[QemuLacks]:
@@ -69,53 +70,6 @@ def only_known(findings: list[QemuLacks]) -> list[QemuLacks]:
     if unknown:
         raise UnexpectedQemuGap(unknown)
     return findings
-
-
-@dataclass(frozen=True)
-class QemuCaps:
-    """What one QEMU binary offers, as its help output says."""
-
-    binary: str
-    version: str
-    machines: frozenset[str]
-    objects: frozenset[str]
-    devices: frozenset[str]  # names and aliases in ``-device help``
-    accels: frozenset[str]
-    vhost_user_fs_props: frozenset[str]
-    bool_prefix_error: str  # QEMU's complaint about ``-machine ...,noX`` ("" if accepted)
-
-
-def _run(argv: list[str]) -> str:
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"error: {exc}"
-    return proc.stdout + proc.stderr
-
-
-def _first_words(text: str, skip_first_line: bool = True) -> frozenset[str]:
-    lines = text.splitlines()[1:] if skip_first_line else text.splitlines()
-    return frozenset(line.split()[0] for line in lines if line.strip() and not line.startswith(" " * 4))
-
-
-def _device_names(text: str) -> frozenset[str]:
-    """``name "virtio-blk-pci", bus PCI, alias "virtio-blk"`` lines -> {"virtio-blk-pci", "virtio-blk"}."""
-    return frozenset(name for line in text.splitlines() if line.startswith("name ")
-                     for name in re.findall(r'(?:^name|alias) "([^"]+)"', line))
-
-
-@functools.cache
-def qemu_caps(binary: str) -> QemuCaps:
-    """Probe ``binary`` once per process."""
-    version = _run([binary, "-version"]).splitlines()
-    objects = frozenset(line.strip() for line in _run([binary, "-object", "help"]).splitlines()[1:] if line.strip())
-    fs_help = _run([binary, "-device", "vhost-user-fs-pci,help"])
-    fs_props = frozenset(m.group(1) for m in re.finditer(r"^\s+([\w-]+)=", fs_help, re.M))
-    bool_probe = _run([binary, "-machine", "none,nodump-guest-core", "-version"])
-    bool_error = next((line for line in bool_probe.splitlines() if "Expected '='" in line), "")
-    return QemuCaps(binary, version[0] if version else "unknown", _first_words(_run([binary, "-machine", "help"])),
-                    objects, _device_names(_run([binary, "-device", "help"])),
-                    frozenset(_first_words(_run([binary, "-accel", "help"]))), fs_props, bool_error)
 
 
 def _machine_bool_prefixes(machine: str) -> list[str]:
@@ -148,48 +102,95 @@ def memory_findings(argv: Sequence[str]) -> list[QemuLacks]:
     return out
 
 
-def plan_findings(argv: Sequence[str], caps: QemuCaps | None = None) -> list[QemuLacks]:
-    """What ``argv`` asks for that its QEMU binary lacks (no QEMU run needed beyond the cached help)."""
-    caps = caps or qemu_caps(argv[0])
+def _others(known: Sequence[Capabilities], caps: Capabilities, has) -> list[str]:
+    """The known builds (other than ``caps``) for which ``has(capabilities)`` holds, by short name."""
+    return list(dict.fromkeys(k.short for k in known if k.version != caps.version and has(k)))
+
+
+def _lacks(what: str, missing: str, caps: Capabilities, others: list[str]) -> QemuLacks:
+    """A finding when another known build has it, else an unexpected gap (``known`` '')."""
+    have = f" ({', '.join(others)} {'has' if len(others) == 1 else 'have'} it)" if others else \
+        " (no QEMU build katatest knows has it)"
+    return QemuLacks(what, f"{caps.short}: {missing}{have}", CAPABILITY if others else "")
+
+
+def _check_props(kind: str, name: str, given: Sequence[str], table: str, caps: Capabilities,
+                 known: Sequence[Capabilities]) -> list[QemuLacks]:
+    """Properties ``given`` of ``kind`` type ``name`` that the build's ``table`` (machines|devices|objects) lacks."""
+    have = getattr(caps, table).get(name)
+    if have is None:
+        return []  # not one of the probed types: nothing to compare
+    out = []
+    for prop in given:
+        base = prop.split(".")[0]  # sgx-epc.0.memdev: the compound property sgx-epc
+        if base in have or prop in have:
+            continue
+        others = _others(known, caps, lambda k, b=base: b in getattr(k, table).get(name, ()))
+        out.append(_lacks(f"{kind} {name} property {prop}", f"{kind} {name} has no property {prop}", caps,
+                          others))
+    return out
+
+
+def plan_findings(argv: Sequence[str], caps: Capabilities,
+                  known: Sequence[Capabilities] | None = None) -> list[QemuLacks]:
+    """What ``argv`` asks for that the build ``caps`` describes lacks (no QEMU run needed), each a capability
+    finding when a ``known`` build (default: Debian's checked-in builds and Kata's patched ones) has it."""
+    known = known_qemus() if known is None else known
     out: list[QemuLacks] = memory_findings(argv)
     for machine in option_values(argv, "-machine"):
-        mtype = props(machine).get("")
-        if mtype and mtype not in caps.machines:
-            out.append(QemuLacks(f"machine type {mtype}", f"not in `{caps.binary} -machine help`"))
-        accel = props(machine).get("accel")
-        if accel and accel not in caps.accels:
-            out.append(QemuLacks(f"accelerator {accel}", f"not in `{caps.binary} -accel help`"))
+        given = props(machine)
+        mtype = given.get("")
+        if mtype and not caps.has_machine(mtype):
+            out.append(_lacks(f"machine type {mtype}", f"no machine {mtype}", caps,
+                              _others(known, caps, lambda k, t=mtype: k.has_machine(t))))
+            continue
         prefixes = _machine_bool_prefixes(machine)
         if prefixes and caps.bool_prefix_error:
             out.append(QemuLacks(f"boolean 'no' prefixes in -machine ({', '.join(prefixes)})",
-                                 caps.bool_prefix_error, "bool-prefix"))
+                                 f"{caps.short}: {caps.bool_prefix_error}", CAPABILITY))
+        keys = [k for k in given if k and k not in MACHINE_NON_PROPS and k not in prefixes]
+        out += _check_props("machine", mtype or "", keys, "machines", caps, known)
     for obj in option_values(argv, "-object"):
         otype = object_type(obj)
-        if otype and otype not in caps.objects:
-            out.append(QemuLacks(f"object type {otype}", f"not in `{caps.binary} -object help` ({caps.version})",
-                                 MISSING_OBJECT_GAPS.get(otype, "")))
+        if otype and not caps.has_object(otype):
+            out.append(_lacks(f"object type {otype}", f"no object type {otype}", caps,
+                              _others(known, caps, lambda k, t=otype: k.has_object(t))))
+            continue
+        out += _check_props("object", otype, [k for k in _object_props(obj) if k not in OBJECT_NON_PROPS],
+                            "objects", caps, known)
+    for dev in option_values(argv, "-device"):
+        given = props(dev)
+        dtype = given.get("") or given.get("driver", "")
+        if dtype and not caps.has_device(dtype):
+            out.append(_lacks(f"device type {dtype}", f"no device type {dtype}", caps,
+                              _others(known, caps, lambda k, t=dtype: k.has_device(t))))
+            continue
+        out += _check_props("device", dtype, [k for k in given if k and k not in DEVICE_NON_PROPS], "devices",
+                            caps, known)
+    for cpu in option_values(argv, "-cpu"):
+        model = cpu.split(",")[0]
+        if model not in ("host", "max") and caps.cpu_models and model not in caps.cpu_models:
+            out.append(_lacks(f"CPU model {model}", f"no CPU model {model}", caps,
+                              _others(known, caps, lambda k, m=model: m in k.cpu_models)))
     devices = option_values(argv, "-device")
-    arm64 = any(props(m).get("") == "virt" or props(m).get("", "").startswith("virt-") for m in
-                option_values(argv, "-machine"))
-    for dtype in dict.fromkeys(props(d).get("", "") for d in devices):
-        if dtype and dtype not in caps.devices:
-            known = "arm64-pvpanic-isa" if dtype == "pvpanic" and arm64 else ""
-            out.append(QemuLacks(f"device type {dtype}", f"not in `{caps.binary} -device help` ({caps.version})",
-                                 known))
     has_viommu = any(d.startswith(("intel-iommu", "virtio-iommu", "amd-iommu")) for d in devices)
     for dev in devices:
-        if not dev.startswith("vhost-user-fs"):
-            continue
-        p = props(dev)
-        if "cache-size" in p and "cache-size" not in caps.vhost_user_fs_props:
-            out.append(QemuLacks("vhost-user-fs-pci cache-size (virtio-fs DAX window)",
-                                 f"`{caps.binary} -device vhost-user-fs-pci,help` has no cache-size",
-                                 "virtio-fs-dax"))
-        if p.get("iommu_platform") in ("on", "true") and not has_viommu:
+        if dev.startswith("vhost-user-fs") and props(dev).get("iommu_platform") in ("on", "true") and not has_viommu:
             out.append(QemuLacks("a vIOMMU for iommu_platform=on on vhost-user-fs",
                                  "the argv sets iommu_platform=on but adds no intel-iommu/virtio-iommu device",
                                  "iommu-platform-without-viommu"))
     return out
+
+
+def _object_props(value: str) -> list[str]:
+    """The property names of an ``-object`` value (``type,k=v`` or QEMU's JSON form)."""
+    if value.lstrip().startswith("{"):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return []
+        return list(parsed) if isinstance(parsed, dict) else []
+    return [k for k in props(value) if k]
 
 
 # (pattern, what, known gap or "" -- a refusal that is no known finding fails the cell)
@@ -197,7 +198,7 @@ _REFUSALS = (
     (re.compile(r"missing acpi-ged device"),
      "nvdimm on arm64 virt without firmware (memory hotplug needs the ACPI GED device, which exists only "
      "with firmware loaded)", "arm64-nvdimm-no-firmware"),
-    (re.compile(r"Expected '=' after parameter"), "boolean 'no' option prefixes", "bool-prefix"),
+    (re.compile(r"Expected '=' after parameter"), "boolean 'no' option prefixes", CAPABILITY),
     (re.compile(r"requires KVM"), "KVM (for an option that has no TCG equivalent)", "kvm-only"),
     (re.compile(r"invalid value of maxmem"), "maxmem at least the initial memory", "maxmem-below-memory"),
     (re.compile(r"Property '[^']*\.([\w-]+)' not found"), "device property", ""),
@@ -213,8 +214,6 @@ def refusal_findings(stderr: str) -> list[QemuLacks]:
             m = pattern.search(line)
             if m:
                 detail = f" {m.group(1)}" if m.groups() else ""
-                if what == "object type" and m.group(1) == "tdx-guest":
-                    known = "tdx-guest"
                 out.append(QemuLacks(what + detail, line.strip(), known))
                 break
     return out

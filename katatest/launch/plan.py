@@ -19,6 +19,7 @@ from katatest.launch.fds import InheritedFd, check_unique
 from katatest.launch.virtiofsd import flavour, is_rust_argv, translation_overrides
 
 if TYPE_CHECKING:
+    from katatest.assets.qemu_builds import Build
     from katatest.launch.kvm import AccelVerdict
 
 VIRTIOFSD_LOCATIONS = ("/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd", "/usr/bin/virtiofsd")
@@ -175,14 +176,37 @@ def asset_overrides(argv: Sequence[str], assets: dict) -> list[Override]:
     return out
 
 
-def firmware_overrides(argv: Sequence[str], locations: dict[str, Sequence[str]] | None = None) -> list[Override]:
-    """A ``-bios`` file that does not exist here, named like a Kata default firmware, becomes Debian's file."""
+def build_overrides(argv: Sequence[str], build: Build) -> list[Override]:
+    """Kata's QEMU binary replaced by the QEMU build the plan runs on (through its root's loader, with its data
+    directory), when that is not the binary the argv names."""
+    arch = "arm64" if "aarch64" in os.path.basename(argv[0]) else "amd64"
+    command = build.command(arch)
+    if command == [argv[0]]:
+        return []
+    where = f"a private Debian {build.spec.debian} root ({build.root})" if build.root else "the host's"
+    return [Override("qemu-build", (argv[0],), tuple(command),
+                     f"the cell runs on {build.label} ({build.version(arch)}), {where}")]
+
+
+def daemon_build_overrides(daemon: Sequence[str], build: Build) -> list[Override]:
+    """Kata's virtiofsd replaced by the Rust virtiofsd build the plan runs with."""
+    command = build.command()
+    return [Override("virtiofsd-build", (daemon[0],), tuple(command),
+                     f"the cell runs {build.label} ({build.version()}) from a private Debian {build.spec.debian} "
+                     f"root ({build.root})", "daemon")] if command != [daemon[0]] else []
+
+
+def firmware_overrides(argv: Sequence[str], locations: dict[str, Sequence[str]] | None = None,
+                       build: Build | None = None) -> list[Override]:
+    """A ``-bios`` file that does not exist here, named like a Kata default firmware, becomes Debian's file (the
+    QEMU build's own when the plan runs on one)."""
     table = DEBIAN_FIRMWARE if locations is None else locations
     out = []
     for old in option_values(argv, "-bios"):
         if os.path.exists(old):
             continue
-        found = next((c for c in table.get(os.path.basename(old), ()) if os.path.isfile(c)), None)
+        found = build.firmware(os.path.basename(old)) if build is not None and build.root is not None else None
+        found = found or next((c for c in table.get(os.path.basename(old), ()) if os.path.isfile(c)), None)
         if found:
             out.append(Override("firmware-path", ("-bios", old), ("-bios", found),
                                 f"{old} (Kata's default firmware path) does not exist on this host; Debian "
@@ -320,14 +344,17 @@ def run_paths(argv: Sequence[str], daemon_argv: Sequence[str] | None) -> RunPath
 def plan_launch(rendered_argv: Sequence[str], daemon_argv: Sequence[str] | None, *,
                 assets: dict | None, accel: AccelVerdict, vhost_vsock_available: bool,
                 extra: Sequence[Override] = (), syslog_available: bool | None = None,
-                daemon_flavour: str | None = None) -> LaunchPlan:
+                daemon_flavour: str | None = None, qemu_build: Build | None = None,
+                virtiofsd_build: Build | None = None) -> LaunchPlan:
     """The launch plan for a generated argv on this host; every difference is a recorded Override.
 
-    ``daemon_flavour`` ("rust" or "c"): which virtiofsd the daemon binary is (None: ask the binary)."""
+    ``daemon_flavour`` ("rust" or "c"): which virtiofsd the daemon binary is (None: ask the binary);
+    ``qemu_build`` / ``virtiofsd_build``: the QEMU and Rust virtiofsd builds to run (None: what is installed)."""
     argv = list(rendered_argv)
     overrides: list[Override] = []
-    for build in (lambda a: binary_overrides(a), lambda a: asset_overrides(a, assets or {}),
-                  firmware_overrides, lambda a: accel_overrides(a, accel),
+    for build in (lambda a: binary_overrides(a) if qemu_build is None else build_overrides(a, qemu_build),
+                  lambda a: asset_overrides(a, assets or {}),
+                  lambda a: firmware_overrides(a, build=qemu_build), lambda a: accel_overrides(a, accel),
                   lambda a: vsock_overrides(a, vhost_vsock_available)):
         new = build(argv)
         argv = apply_all(argv, new)
@@ -337,7 +364,10 @@ def plan_launch(rendered_argv: Sequence[str], daemon_argv: Sequence[str] | None,
         if syslog_available is None:
             syslog_available = os.path.exists("/dev/log")
         prefer_rust = (lambda b: flavour(b) == "rust") if is_rust_argv(daemon) else None
-        for build in (lambda a: binary_overrides(a, target="daemon", prefer=prefer_rust),
+        if virtiofsd_build is not None:
+            daemon_flavour = "rust"
+        for build in (lambda a: binary_overrides(a, target="daemon", prefer=prefer_rust) if virtiofsd_build is None
+                      else daemon_build_overrides(a, virtiofsd_build),
                       lambda a: translation_overrides(a, daemon_flavour or flavour(a[0])) if is_rust_argv(a) else [],
                       lambda a: syslog_overrides(a, syslog_available, rust=is_rust_argv(a))):
             new = build(daemon)
