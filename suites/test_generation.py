@@ -37,7 +37,8 @@ def test_cell_renders_like_its_golden(reference_render, kata_base_config):
     if kata_base_config is not None:
         pytest.skip("the cell's base is the installed config (--kata-config); its golden is of Kata's shipped one")
     argv = normalise(reference_render.rendered.argv_values())
-    golden = GOLDEN / f"{reference_render.cell.name}.argv"
+    # what Kata launches does not depend on the QEMU build it runs on: CELL~qemuB shares CELL's golden
+    golden = GOLDEN / f"{reference_render.cell.name.split('~qemu')[0]}.argv"
     text = "\n".join(argv) + "\n"
     if os.environ.get("KATATEST_REGEN", "") not in ("", "0"):
         golden.parent.mkdir(parents=True, exist_ok=True)

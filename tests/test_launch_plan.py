@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from katatest.launch.capabilities import plan_findings, qemu_caps, refusal_findings
+from katatest.launch.capabilities import plan_findings, refusal_findings
+from katatest.launch.qemu_caps import capabilities
 from katatest.launch.errors import PlanError
 from katatest.launch.kvm import AccelVerdict, accel_verdict
 from katatest.launch.plan import (
@@ -128,7 +129,7 @@ def test_extra_override_recorded() -> None:
 
 
 def test_capability_findings() -> None:
-    caps = qemu_caps("/usr/bin/qemu-system-x86_64")
+    caps = capabilities(("/usr/bin/qemu-system-x86_64",), "amd64")
     assert any("cache-size" in f.what for f in plan_findings(vector("virtio_fs_cache_size")[0], caps))
     assert any("tdx-guest" in f.what for f in plan_findings(vector("confidential_guest_tdx")[0], caps))
     assert any("nosmm" in f.what for f in plan_findings(vector("machine_accelerators")[0], caps))

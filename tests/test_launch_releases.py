@@ -14,7 +14,14 @@ import tomllib
 
 from katatest.guest.boot import CannotBoot, plan_for_host
 from katatest.launch import virtiofsd
-from katatest.launch.capabilities import KNOWN_GAPS, object_type, plan_findings, qemu_caps, refusal_findings
+from katatest.launch.capabilities import CAPABILITY, KNOWN_GAPS, object_type, plan_findings, refusal_findings
+from katatest.launch.qemu_caps import checked_in
+
+
+def qemu_caps(binary: str):
+    """Debian 12's QEMU 7.2 (checked-in capabilities) for the binary's guest arch."""
+    arch = "arm64" if "aarch64" in binary else "amd64"
+    return next(c for c in checked_in() if c.version.startswith("7.2.") and c.arch == arch)
 from katatest.launch.errors import PlanError, UntranslatableFlag
 from katatest.launch.kvm import AccelVerdict
 from katatest.launch.plan import (
@@ -262,28 +269,29 @@ def test_tdx_json_object_is_the_known_tdx_finding() -> None:
     (obj,) = [v for v in option_values(argv, "-object") if v.startswith("{")]
     assert object_type(obj) == "tdx-guest"
     found = plan_findings(argv, qemu_caps("/usr/bin/qemu-system-x86_64"))
-    assert [f.known for f in found] == ["tdx-guest"]
+    assert [f.known for f in found] == [CAPABILITY]
 
 
 def test_sev_snp_and_arm64_pvpanic_are_known() -> None:
     caps = qemu_caps("/usr/bin/qemu-system-x86_64")
     snp = ["/usr/bin/qemu-system-x86_64", "-object", "sev-snp-guest,id=sev-snp,cbitpos=47,reduced-phys-bits=1"]
-    assert [f.known for f in plan_findings(snp, caps)] == ["sev-snp-guest"]
+    assert [f.known for f in plan_findings(snp, caps)] == [CAPABILITY]
     arm = ["/usr/bin/qemu-system-aarch64", "-machine", "virt,accel=tcg", "-device", "pvpanic"]
-    assert [f.known for f in plan_findings(arm, qemu_caps(arm[0]))] == ["arm64-pvpanic-isa"]
+    (pvpanic,) = plan_findings(arm, qemu_caps(arm[0]))
+    assert pvpanic.known == CAPABILITY and "(amd64 guests)" in pvpanic.evidence  # only x86 QEMUs have it
 
 
 @pytest.mark.parametrize("release", RELEASES)
 def test_shipped_defaults_need_no_finding(release: str) -> None:
     for name in ("default", "arm64_default"):
         p = plan(release, name)
-        assert plan_findings(p.argv) == []
+        assert plan_findings(p.argv, qemu_caps(p.argv[0])) == []
 
 
 def test_maxmem_below_memory_is_a_known_kata_finding() -> None:
     argv, _ = vector("4.1.0", "default")
     argv[argv.index("-m") + 1] = "4096M,slots=20,maxmem=3072M"  # Kata for default_memory 4096 on a 2 GiB host
-    assert [f.known for f in plan_findings(argv)] == ["maxmem-below-memory"]
+    assert [f.known for f in plan_findings(argv, qemu_caps(argv[0]))] == ["maxmem-below-memory"]
     stderr = "qemu-system-x86_64: invalid value of maxmem: maximum memory size (0xc0000000) must be at least ..."
     assert [f.known for f in refusal_findings(stderr)] == ["maxmem-below-memory"]
 

@@ -22,7 +22,7 @@ from katatest.guest.boot import CannotBoot, VmmMissing, check_bootable, plan_for
 from katatest.guest.skip_reasons import SKIP_REASONS_FILE, check_reason, skip_reasons
 from katatest.host.flags import parse_flags
 from katatest.kata.tomlconf import load_toml
-from katatest.launch import capabilities
+from katatest.launch import capabilities, qemu_caps
 from katatest.launch.errors import PlanError, UnknownVirtiofsdFlag
 from katatest.launch.kvm import AccelVerdict
 from katatest.launch.plan import read_argv_file
@@ -112,9 +112,9 @@ def test_no_hugepages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_qemu_lacks(monkeypatch: pytest.MonkeyPatch) -> None:
     """A QEMU build without the tdx-guest object (QEMU 7.2's capabilities) cannot launch a TDX argv: a finding."""
-    real = capabilities.qemu_caps("/usr/bin/qemu-system-x86_64")
-    without = dataclasses.replace(real, objects=real.objects - {"tdx-guest"})
-    monkeypatch.setattr(boot, "plan_findings", lambda argv: capabilities.plan_findings(argv, without))
+    real = qemu_caps.capabilities(("/usr/bin/qemu-system-x86_64",), "amd64")
+    without = dataclasses.replace(real, object_types=[t for t in real.object_types if t != "tdx-guest"])
+    monkeypatch.setattr(boot, "plan_findings", lambda argv, caps: capabilities.plan_findings(argv, without))
     argv = read_argv_file(DATA / "kata-4.1.0" / "shipped" / "shipped_amd64_tdx.argv")
     with pytest.raises(CannotBoot) as why:
         plan_for_host(argv, None, assets=None, accel=TCG)

@@ -28,13 +28,14 @@ def cmd_boot(args: argparse.Namespace) -> int:
     from katatest.launch.kvm import accel_verdict
 
     command = list(args.command_argv or DEFAULT_COMMAND)
+    builds = chosen_builds(args)
     host = detect()
     document = load_toml(args.config)
     facts = config_facts(args, document, detect=True)
     try:  # before assets: a missing QEMU must not wait for a kernel build to be reported
         preview = preview_facts(facts)
         check_bootable(render_doc(document, preview, Path(args.config).stem, release=args.kata_version), host,
-                       preview)
+                       preview, builds)
     except VmmMissing:
         raise  # exit 2: the user's setup is wrong, not this host's capabilities
     except CannotBoot as why:
@@ -47,7 +48,8 @@ def cmd_boot(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="katatest-boot-") as run_root:
         try:
             with boot_guest(document, facts, host=host, assets=assets, accel=accel, run_root=run_root,
-                            name=Path(args.config).stem, release=args.kata_version) as guest:
+                            name=Path(args.config).stem, release=args.kata_version, builds=builds) as guest:
+                print(f"builds: {builds.describe(facts.arch)}", file=sys.stderr)
                 for override in guest.plan.overrides:
                     print(f"override {override.kind}: {' '.join(override.before)!r} -> "
                           f"{' '.join(override.after)!r} ({override.reason})", file=sys.stderr)
@@ -64,6 +66,19 @@ def cmd_boot(args: argparse.Namespace) -> int:
     return result.exit_status
 
 
+def chosen_builds(args: argparse.Namespace):
+    """The QEMU / Rust virtiofsd builds ``--qemu`` / ``--virtiofsd`` name (``--qemu`` alone: the virtiofsd build
+    of the release's cells); neither: the host's QEMU and virtiofsd."""
+    from katatest.assets import qemu_builds
+    from katatest.guest.boot import Builds
+    from katatest.matrix.model import default_builds
+
+    qemu = qemu_builds.require("qemu", args.qemu) if args.qemu else None
+    virtiofsd_name = args.virtiofsd or (default_builds(args.kata_version)[1] if args.qemu else "")
+    virtiofsd = qemu_builds.require("virtiofsd", virtiofsd_name) if virtiofsd_name else None
+    return Builds(qemu, virtiofsd)
+
+
 def register_boot(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("boot", help="boot a Kata config's generated argv and run a command in the guest",
                        usage="katatest boot CONFIG [flags] [-- CMD ...]",
@@ -75,4 +90,7 @@ def register_boot(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--initrd", help="guest initrd to use instead of the built one")
     p.add_argument("--image", help="guest rootfs image to use instead of the built one")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds CMD may run in the guest")
+    p.add_argument("--qemu", metavar="BUILD", help="run on this QEMU build (7.2, 10.0, 11.1; katatest assets build "
+                                                    "--qemu BUILD), with the release's Rust virtiofsd build")
+    p.add_argument("--virtiofsd", metavar="BUILD", help="run this Rust virtiofsd build (1.13, 1.14)")
     p.set_defaults(handler=cmd_boot, command_argv=None)

@@ -246,18 +246,21 @@ SCSI_CONTROLLER_ID = "scsi0"  # Kata's scsiControllerID
 
 
 def kata_block_hotplug(argv: list[str], driver: str, drive_id: str, path: str, *, index: int, aio: str,
-                       cache: tuple[bool, bool] | None = None, file_driver: str = "host_device") -> BlockHotplug:
+                       cache: tuple[bool, bool] | None = None, file_driver: str = "host_device",
+                       typed: bool = False) -> BlockHotplug:
     """Kata 3.0.0 qemu.hotplugAddBlockDevice for ``block_device_driver`` = ``driver`` on the VM of ``argv``.
 
     ``blockdev-add`` (raw over ``file_driver``, aio, cache {direct, no-flush} when block_device_cache_set),
     then for virtio-scsi ``device_add scsi-hd`` on ``scsi0.0`` at scsi-id/lun = divmod(index, 256), for
     virtio-blk ``device_add virtio-blk-pci`` on the first PCI bridge at its first free slot (``%02x``) with
-    num-queues = the vCPUs. Kata passes block devices (``host_device``); a regular image file needs ``file``."""
+    num-queues = the vCPUs. Kata passes block devices (``host_device``); a regular image file needs ``file``.
+    ``typed`` (release.qemu.qmp_typed_values): 3.30+ send ``share-rw`` as a boolean and ``num-queues`` as an
+    integer, 3.0.0 as the strings ``"on"`` and ``"N"``."""
     blockdev: dict = {"driver": "raw", "read-only": False,
                       "file": {"driver": file_driver, "filename": path, "aio": aio}, "node-name": drive_id}
     if cache is not None:
         blockdev["cache"] = {"direct": cache[0], "no-flush": cache[1]}
-    device: dict = {"id": f"virtio-{drive_id}", "drive": drive_id, "share-rw": "on"}
+    device: dict = {"id": f"virtio-{drive_id}", "drive": drive_id, "share-rw": True if typed else "on"}
     devices = [device_props(d) for d in options(argv, "-device")]
     if driver == "virtio-scsi":
         if not any(d[""] == "virtio-scsi-pci" and d.get("id") == SCSI_CONTROLLER_ID for d in devices):
@@ -273,7 +276,7 @@ def kata_block_hotplug(argv: list[str], driver: str, drive_id: str, path: str, *
         raise CannotHotplug("failed to get available address from bridges (the argv has no pci-bridge)")
     slot = 1  # Bridge.AddDevice: the first free address from 1; Kata cold-plugs nothing onto its bridges
     device.update({"driver": "virtio-blk-pci", "addr": f"{slot:02x}", "bus": bridges[0]["id"],
-                   "num-queues": str(smp(argv)["cpus"]), "romfile": ""})
+                   "num-queues": smp(argv)["cpus"] if typed else str(smp(argv)["cpus"]), "romfile": ""})
     return BlockHotplug((("blockdev-add", blockdev), ("device_add", device)), "vd",
                         pci_path=(int(bridges[0]["addr"], 16), slot))
 

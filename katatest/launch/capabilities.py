@@ -104,7 +104,9 @@ def memory_findings(argv: Sequence[str]) -> list[QemuLacks]:
 
 def _others(known: Sequence[Capabilities], caps: Capabilities, has) -> list[str]:
     """The known builds (other than ``caps``) for which ``has(capabilities)`` holds, by short name."""
-    return list(dict.fromkeys(k.short for k in known if k.version != caps.version and has(k)))
+    having = [k for k in known if k.version != caps.version and has(k)]
+    same_arch = [k for k in having if k.arch == caps.arch]  # named first: the builds a user would switch to
+    return list(dict.fromkeys(k.short for k in same_arch or having))
 
 
 def _lacks(what: str, missing: str, caps: Capabilities, others: list[str]) -> QemuLacks:

@@ -223,3 +223,15 @@ def capabilities(command: tuple[str, ...], arch: str) -> Capabilities:
         tmp.write_text(caps.to_json())
         os.replace(tmp, cached)
     return caps
+
+
+def build_capabilities(build_name: str, arch: str, command: Sequence[str] | None = None) -> Capabilities:
+    """The capabilities of QEMU build ``build_name`` (``10.0``) for ``arch`` guests: probed through
+    ``command`` when the build is here, else the checked-in file of that major.minor (lint needs no QEMU)."""
+    if command is not None:
+        return capabilities(tuple(command), arch)
+    found = [c for c in checked_in() if c.arch == arch and c.version.startswith(build_name + ".")]
+    if not found:
+        raise LaunchError(f"no capabilities data for QEMU {build_name} ({arch}): provision it with "
+                          f"katatest assets build --qemu {build_name}")
+    return found[-1]

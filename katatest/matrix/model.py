@@ -40,10 +40,21 @@ class Cell:
     description: str = ""
     settings: tuple[tuple[str, Any], ...] = ()
     expect: tuple[tuple[str, Any], ...] = ()
+    qemu: str = ""  # the QEMU build the cell runs on ('' = the one closest to what its release bundles)
+
+    @property
+    def qemu_build(self) -> str:
+        """The QEMU build (``katatest/data/qemu_builds.toml``) the cell's guest runs on."""
+        return self.qemu or default_builds(self.release)[0]
+
+    @property
+    def virtiofsd_build(self) -> str:
+        """The Rust virtiofsd build the cell runs ('' = the host's C virtiofsd: Kata 3.0.0's argv dialect)."""
+        return default_builds(self.release)[1]
 
     @property
     def dims(self) -> dict[str, str]:
-        return {"release": self.release, "hypervisor": self.hypervisor, "arch": self.arch,
+        return {"release": self.release, "qemu": self.qemu_build, "hypervisor": self.hypervisor, "arch": self.arch,
                 "protection": self.protection, "rootfs": self.rootfs,
                 "shared_fs": self.shared_fs, "block_driver": self.block_driver, "variant": self.variant,
                 "network": ",".join(self.net_endpoints)}
@@ -60,18 +71,22 @@ class Matrix:
 
     def named(self, name: str) -> list[Cell]:
         """The cells a matrix name selects. An entry is a cell-name pattern (e.g. ``*``), optionally with
-        ``@RELEASE`` (a pattern too): those cells rendered as that Kata release, named ``CELL@RELEASE``."""
+        ``@RELEASE`` (a pattern too): those cells rendered as that Kata release, named ``CELL@RELEASE``, and
+        ``~qemuBUILD`` (a pattern too): those cells run on that QEMU build, named ``CELL[@RELEASE]~qemuBUILD``."""
         if name not in self.matrices:
             raise ConfigError("matrices", f"no matrix named {name!r} (have: {', '.join(self.matrices)})",
                               self.source)
         selected: list[Cell] = []
         for entry in self.matrices[name]:
+            entry, _, build_pattern = entry.partition("~qemu")
             pattern, _, release_pattern = entry.partition("@")
             hits = [c for n, c in self.cells.items() if fnmatch.fnmatchcase(n, pattern)]
             if not hits:
                 raise ConfigError(f"matrices.{name}", f"{pattern!r} names no cell", self.source)
             if release_pattern:
                 hits = self._retargeted(hits, release_pattern, f"matrices.{name}")
+            if build_pattern:
+                hits = on_builds(hits, build_pattern, f"matrices.{name}", self.source)
             selected += [c for c in hits if c not in selected]
         return selected
 
@@ -88,6 +103,38 @@ class Matrix:
             if gaps:
                 raise ConfigError(key, gaps[0], self.source)
         return [cell for release in releases for cell in as_release(cells, release)]
+
+def default_builds(release: str) -> tuple[str, str]:
+    """(QEMU build, Rust virtiofsd build) a release's cells run on: the builds closest to what it bundles; the
+    release's argv in the C virtiofsd's dialect (3.0.0) keeps the host's C virtiofsd ('')."""
+    from katatest.assets.qemu_builds import closest
+
+    kata = load_release(release)
+    qemu = closest("qemu", kata.bundled_qemu)
+    virtiofsd = closest("virtiofsd", kata.bundled_virtiofsd) if kata.qemu.virtiofsd_argv == "rust" else ""
+    return qemu, virtiofsd
+
+
+def on_builds(cells: list[Cell], build_pattern: str, key: str, source: str = "") -> list[Cell]:
+    """``cells`` run on every QEMU build matching ``build_pattern``, each named ``CELL~qemuBUILD`` unless the
+    build is the cell's default (``*``: every build, the default one keeps the cell's own name)."""
+    from katatest.assets.qemu_builds import names
+
+    builds = [b for b in names("qemu") if fnmatch.fnmatchcase(b, build_pattern)]
+    if not builds:
+        raise ConfigError(key, f"~qemu{build_pattern} names no QEMU build (known: {', '.join(names('qemu'))})",
+                          source)
+    return [on_build(cell, build) for build in builds for cell in cells]
+
+
+def on_build(cell: Cell, build: str) -> Cell:
+    """``cell`` on QEMU build ``build`` (its own name when that is its release's default build; a cell of
+    another VMM is what it is)."""
+    if build == cell.qemu_build or cell.hypervisor != "qemu":
+        return cell
+    return dataclasses.replace(cell, name=f"{cell.name.split('~qemu')[0]}~qemu{build}", qemu=build,
+                               description=f"{cell.description or cell.name} on QEMU {build}")
+
 
 def unmodelled(cell: Cell, release: str) -> str:
     """What of ``cell`` katatest does not model for Kata ``release`` ('' when it models all of it)."""
@@ -198,10 +245,20 @@ def check_releases(releases: list[str] | None) -> None:
 
 
 def select_cells(cells: list[Cell], arches: list[str] | None = None, shard: str | None = None,
-                 releases: list[str] | None = None) -> list[Cell]:
-    """Filter by architecture and Kata release, then keep shard I of N (cells sorted by name, round-robin)."""
+                 releases: list[str] | None = None, qemu_builds: list[str] | None = None) -> list[Cell]:
+    """Filter by architecture and Kata release, run on the given QEMU builds (each cell on each), then keep
+    shard I of N (cells sorted by name, round-robin)."""
     check_releases(releases)
     chosen = [c for c in cells if (not arches or c.arch in arches) and (not releases or c.release in releases)]
+    if qemu_builds:
+        from katatest.assets.qemu_builds import names
+
+        unknown = [b for b in qemu_builds if b not in names("qemu")]
+        if unknown:
+            raise ConfigError("--katatest-qemu", f"unknown QEMU build {unknown[0]!r} (known: "
+                              f"{', '.join(names('qemu'))})")
+        moved = [on_build(c, b) for b in qemu_builds for c in chosen if c.hypervisor == "qemu"]
+        chosen = [c for i, c in enumerate(moved) if c.name not in {m.name for m in moved[:i]}]
     if shard:
         index, total = parse_shard(shard)
         ordered = sorted(chosen, key=lambda c: c.name)
