@@ -8,6 +8,7 @@ APT_PACKAGES=(
   busybox-static linux-source-6.1 gcc-aarch64-linux-gnu
   build-essential flex bison bc libelf-dev libssl-dev cpio xz-utils
   e2fsprogs fdisk util-linux procps qemu-system-common chromium iproute2
+  mmdebstrap  # the private Debian roots of the QEMU 10.0/11.1 and Rust virtiofsd builds (katatest assets build --qemu)
 )
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

@@ -25,10 +25,10 @@ from katatest.launch.capabilities import (
     refusal_findings,
     virtiofsd_refusal,
 )
-from katatest.launch.qemu_caps import capabilities, checked_in
 from katatest.launch.errors import LaunchError
 from katatest.launch.kvm import AccelVerdict
 from katatest.launch.plan import read_argv_file
+from katatest.launch.qemu_caps import capabilities, checked_in
 from tests.test_qemu_units import config
 
 VECTORS = Path(__file__).parent / "data/conformance/kata-3.0.0/named"

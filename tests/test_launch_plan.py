@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from katatest.launch.capabilities import plan_findings, refusal_findings
-from katatest.launch.qemu_caps import capabilities
 from katatest.launch.errors import PlanError
 from katatest.launch.kvm import AccelVerdict, accel_verdict
 from katatest.launch.plan import (
@@ -20,6 +19,7 @@ from katatest.launch.plan import (
     relocate,
 )
 from katatest.launch.probe_kernel import probe_kernel_bytes
+from katatest.launch.qemu_caps import capabilities
 
 VECTORS = Path(__file__).parent / "data/conformance/kata-3.0.0/named"
 TCG = AccelVerdict("tcg", "test")

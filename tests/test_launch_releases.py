@@ -15,13 +15,6 @@ import tomllib
 from katatest.guest.boot import CannotBoot, plan_for_host
 from katatest.launch import virtiofsd
 from katatest.launch.capabilities import CAPABILITY, KNOWN_GAPS, object_type, plan_findings, refusal_findings
-from katatest.launch.qemu_caps import checked_in
-
-
-def qemu_caps(binary: str):
-    """Debian 12's QEMU 7.2 (checked-in capabilities) for the binary's guest arch."""
-    arch = "arm64" if "aarch64" in binary else "amd64"
-    return next(c for c in checked_in() if c.version.startswith("7.2.") and c.arch == arch)
 from katatest.launch.errors import PlanError, UntranslatableFlag
 from katatest.launch.kvm import AccelVerdict
 from katatest.launch.plan import (
@@ -36,6 +29,7 @@ from katatest.launch.plan import (
     run_paths,
     socket_paths,
 )
+from katatest.launch.qemu_caps import checked_in
 
 DATA = Path(__file__).parent / "data/conformance"
 RELEASES = ("3.30.0", "4.1.0")
@@ -44,6 +38,12 @@ SID = "1" * 64
 VM_DIR = f"/run/vc/vm/{SID}"
 SHARED = f"/run/kata-containers/shared/sandboxes/{SID}/shared"
 C_VIRTIOFSD = "/usr/lib/qemu/virtiofsd"
+
+
+def qemu_caps(binary: str):
+    """Debian 12's QEMU 7.2 (checked-in capabilities) for the binary's guest arch."""
+    arch = "arm64" if "aarch64" in binary else "amd64"
+    return next(c for c in checked_in() if c.version.startswith("7.2.") and c.arch == arch)
 
 
 def vector(release: str, name: str) -> tuple[list[str], list[str] | None]:

@@ -11,7 +11,7 @@ from urllib.parse import quote
 from katatest.report.outcomes import CELL_OUTCOMES, GENERATION_ONLY, OUTCOMES, PARTIAL
 from katatest.report.summary import CellResult, GroupResult, Summary, TestResult
 
-DIMS = (("release", "Kata"), ("hypervisor", "VMM"), ("arch", "arch"), ("protection", "protection"),
+DIMS = (("release", "Kata"), ("qemu", "QEMU"), ("hypervisor", "VMM"), ("arch", "arch"), ("protection", "protection"),
         ("rootfs", "rootfs"), ("shared_fs", "shared fs"), ("block_driver", "block driver"), ("variant", "variant"),
         ("network", "network"))
 SHORT = 60
