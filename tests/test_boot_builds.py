@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from katatest.fixtures.guests import accel_for
 
 from katatest.assets import qemu_builds
 from katatest.expect.checks import SHARED_MOUNT_POINT, without_loader
-from katatest.fixtures.guests import accel_for
 from katatest.guest.boot import Builds, boot_guest
 from katatest.host import facts as hostfacts
 from katatest.kata.tomlconf import load_toml

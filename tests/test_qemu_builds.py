@@ -115,3 +115,13 @@ def test_lint_names_what_a_build_refuses(capsys: pytest.CaptureFixture[str]) -> 
     assert main(["lint", config, *flags, "--qemu", "11.1"]) == 1
     out = capsys.readouterr().out
     assert "QEMU 11.1 refuses device virtio-blk-pci property scsi: QEMU 11.1.3 (amd64 guests)" in out
+
+
+def test_an_installed_katas_qemu_and_virtiofsd_are_a_build(tmp_path: Path) -> None:
+    """/opt/kata/bin/qemu-system-x86_64 and /opt/kata/libexec/virtiofsd (here: Debian's, at other paths) run as
+    they are: the build's command is the binary itself, its version what it says."""
+    qemu, virtiofsd = qemu_builds.installed_kata("/usr/bin/qemu-system-x86_64", "/usr/lib/qemu/virtiofsd", "amd64")
+    assert qemu is not None and qemu.command("amd64") == ["/usr/bin/qemu-system-x86_64"]
+    assert qemu.version("amd64").startswith("7.2.") and qemu.name == "kata"
+    assert virtiofsd is not None and virtiofsd.command() == ["/usr/lib/qemu/virtiofsd"]
+    assert qemu_builds.installed_kata(str(tmp_path / "absent"), "", "amd64") == (None, None)

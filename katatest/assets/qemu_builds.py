@@ -61,8 +61,9 @@ class Build:
     """A provisioned build: where it is, how to run it, its exact versions."""
 
     spec: BuildSpec
-    root: Path | None  # None: the host's own (Debian 12's QEMU)
+    root: Path | None  # None: the host's own (Debian 12's QEMU, an installed Kata's)
     versions: dict[str, str] = field(default_factory=dict)  # arch (or "virtiofsd") -> full version
+    paths: dict[str, str] = field(default_factory=dict)  # arch (or "virtiofsd") -> binary, for an installed Kata
 
     @property
     def name(self) -> str:
@@ -84,6 +85,8 @@ class Build:
                 "--library-path", libs]
 
     def binary(self, arch: str = "amd64") -> str:
+        if self.paths:
+            return self.paths.get("virtiofsd" if self.spec.kind == "virtiofsd" else arch, "")
         if self.spec.kind == "virtiofsd":
             return str(self.root / VIRTIOFSD_BINARY) if self.root else ""
         return str(self.root / QEMU_BINARIES[arch]) if self.root else qemu_paths()[arch]
@@ -92,7 +95,7 @@ class Build:
         """The argv prefix that runs the build's QEMU for ``arch`` (or its virtiofsd), data dir included."""
         if self.spec.kind == "virtiofsd":
             return [*self.prefix(), self.binary()]
-        data = ["-L", str(self.root / "usr/share/qemu")] if self.root else []
+        data = ["-L", str(self.root / "usr/share/qemu")] if self.root else []  # an installed one knows its own
         return [*self.prefix(), self.binary(arch), *data]
 
     def firmware(self, name: str) -> str | None:
@@ -233,6 +236,19 @@ def provision(kind: str, name: str, progress: Progress) -> Build:
             shutil.rmtree(tmp, ignore_errors=True)
         progress(f"{kind} {name}: {', '.join(f'{a} {v}' for a, v in versions.items())} in {final}")
         return require(kind, name)
+
+
+def installed_kata(qemu_path: str, virtiofsd_path: str, arch: str) -> tuple[Build | None, Build | None]:
+    """An installed Kata's own QEMU and virtiofsd (the paths its configuration names, e.g. /opt/kata/bin/...)
+    as builds, when they exist: what release qualification on a bare-metal runner runs."""
+    qemu = virtiofsd = None
+    if qemu_path and os.access(qemu_path, os.X_OK):
+        qemu = Build(BuildSpec("qemu", "kata", "installed Kata", system=True), None,
+                     {arch: _run_version([qemu_path])}, {arch: qemu_path})
+    if virtiofsd_path and os.access(virtiofsd_path, os.X_OK):
+        virtiofsd = Build(BuildSpec("virtiofsd", "kata", "installed Kata", system=True), None,
+                          {"virtiofsd": _run_version([virtiofsd_path])}, {"virtiofsd": virtiofsd_path})
+    return qemu, virtiofsd
 
 
 def provisioned() -> list[Build]:
