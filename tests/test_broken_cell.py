@@ -76,7 +76,7 @@ arch = "amd64"
 rootfs = "initrd"
 shared_fs = "virtio-9p"
 block_driver = "virtio-blk"
-set = { "hypervisor.qemu.machine_accelerators" = "bogus-prop=1" }
+set = { "hypervisor.qemu.machine_accelerators" = "dump-guest-core=bogus" }
 """
 
 
@@ -88,7 +88,7 @@ def test_argv_qemu_refuses_is_an_error_not_a_skip(tmp_path):
     summary = json.loads((reports / "summary.json").read_text())
     (cell,) = summary["cells"]
     assert cell["outcome"] == "error"
-    assert "bogus-prop" in cell["groups"]["cmdline"]["message"]
+    assert "dump-guest-core" in cell["groups"]["cmdline"]["message"]
     assert (reports / "cells" / "bogus-machine-option" / "qemu-stderr.log").is_file()
 
 

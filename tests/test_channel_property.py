@@ -73,3 +73,26 @@ def test_header_damage_is_caught(tmp_path: Path) -> None:
             assert channel.run("echo out; echo err >&2; exit 10", timeout=20) == CommandResult(10, b"out\n",
                                                                                                 b"err\n")
     assert proxy.counts["to_host"].headers >= 5
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_the_benchmark_ping_survives_the_lossy_console(tmp_path: Path, seed: int) -> None:
+    """The benchmark's ping/pong path (GuestChannel.ping) resends a lost ping: it returns a round trip or fails
+    loudly by its deadline, never hangs (bench/run.py once waited 9 minutes for a lost KTPONG)."""
+    rates = FaultRates(per_byte=1 / 50, delay=0.2, max_delay_s=0.01, header=0.3)  # most frames get hit
+    with StdioGuest(tmp_path / "guest.sock", tmp_path) as _, \
+            LossyConsole(tmp_path / "front.sock", tmp_path / "guest.sock", FaultRates(), FaultRates(),
+                         seed=seed) as proxy, \
+            GuestChannel(tmp_path / "front.sock", tmp_path / "console.log", timeout=20) as channel:
+        channel.resend_first = 0.1
+        channel.wait_ready(timeout=20)
+        proxy.to_guest.__dict__.update(rates.__dict__)
+        proxy.to_host.__dict__.update(rates.__dict__)
+        answered = 0
+        for _ in range(5):
+            try:
+                assert 0 < channel.ping(timeout=3.0) < 3.5
+                answered += 1
+            except GuestChannelError as err:
+                assert "ping" in str(err) and "no pong within 3s" in str(err)
+        assert answered >= 1, f"seed {seed}: no ping answered"

@@ -35,11 +35,17 @@ def test_full_matrix_is_every_cell_for_every_release_that_models_it():
     from katatest.kata.releases import known_releases
     from katatest.matrix.model import unmodelled
 
-    expected = set(MATRIX.cells) | {f"{c.name}@{r}" for c in MATRIX.cells.values() for r in known_releases()
-                                    if r != c.release and not unmodelled(c, r)}
+    from katatest.assets.qemu_builds import names
+    from katatest.matrix.model import default_builds
+
+    on_releases = {(f"{c.name}@{r}" if r != c.release else c.name, r, c.hypervisor) for c in MATRIX.cells.values()
+                   for r in known_releases() if r == c.release or not unmodelled(c, r)}
+    expected = {name if vmm != "qemu" or b == default_builds(r)[0] else f"{name}~qemu{b}"
+                for name, r, vmm in on_releases for b in names("qemu")}
     assert {c.name for c in MATRIX.named("full")} == expected
-    assert "clh-default@4.1.0" not in expected and "amd64-net-tcfilter@4.1.0" not in expected
-    assert "amd64-initrd-9p-blk@4.1.0" in expected
+    assert "clh-default@4.1.0" not in expected and "clh-default~qemu11.1" not in expected
+    assert {"amd64-initrd-9p-blk@4.1.0", "amd64-net-tcfilter@4.1.0", "amd64-initrd-9p-blk@4.1.0~qemu7.2",
+            "amd64-initrd-9p-blk~qemu11.1"} <= expected
 
 
 def test_release_entries(tmp_path):
@@ -50,7 +56,7 @@ def test_release_entries(tmp_path):
     (cell,) = dataclasses.replace(MATRIX, matrices={"m": ["amd64-initrd-9p-blk@4.1.0"]}).named("m")
     assert (cell.name, cell.release, cell.rootfs) == ("amd64-initrd-9p-blk@4.1.0", "4.1.0", "initrd")
     for entry, message in (("clh-default@4.1.0", "Kata 4.1.0 is not modelled for clh"),
-                           ("amd64-net-tcfilter@3.30.0", "pod network endpoints are not modelled"),
+                           ("amd64-initrd-9p-blk~qemu9.9", "names no QEMU build"),
                            ("amd64-initrd-9p-blk@9.9", "names no Kata release")):
         with pytest.raises(ConfigError, match=message) as err:
             dataclasses.replace(MATRIX, matrices={"m": [entry]}).named("m")
@@ -162,7 +168,8 @@ def test_installed_release_runs_every_cell_as_that_release():
     names = [c.name for c in cells]
     assert len(names) == len(set(names)) and {c.release for c in cells} == {"4.1.0"}
     assert "amd64-legacy-serial@4.1.0" in names and "amd64-initrd-9p-blk@4.1.0" in names
-    assert not [n for n in names if n.startswith(("clh-", "fc-", "amd64-net-"))]
+    assert not [n for n in names if n.startswith(("clh-", "fc-")) or "~qemu" in n]
+    assert "amd64-net-tcfilter@4.1.0" in names  # 4.1.0 models the pod network
 
 
 def test_nested_cells_render_transitional_devices_on_any_host():

@@ -33,7 +33,8 @@ def test_3_0_0_is_the_default_release() -> None:
     assert known_releases() == ["3.0.0", "3.30.0", "4.1.0"] and releases.DEFAULT_RELEASE == "3.0.0"
     kata = load_release()
     assert kata == Release("3.0.0", ("qemu", "clh", "fc", "acrn"),
-                           QemuBehaviour(daemonize=True, qmp="socket", kernel_irqchip=True, debug_log=True))
+                           QemuBehaviour(daemonize=True, qmp="socket", kernel_irqchip=True, debug_log=True),
+                           bundled_qemu="6.2.0", bundled_virtiofsd="1.3.0")
     assert set(kata.hypervisors) <= set(NAMES)
 
 

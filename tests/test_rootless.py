@@ -78,7 +78,11 @@ def as_user(user: pwd.struct_passwd, env: dict[str, str], argv: list[str], timeo
     python_home = Path(sys.executable).resolve().parents[1]
     if PYENV not in python_home.parents:
         raise AssertionError(f"unexpected interpreter location {python_home}")
-    script = (f"set -e; stage=$(mktemp -d /tmp/ktr-stage-XXXXXX); mount --bind {PYENV} $stage; "
+    builds = cache_root() / "builds"  # the QEMU / virtiofsd builds (private Debian roots), read-only for the user
+    cache = env.get("KATATEST_CACHE_DIR", "")
+    share = (f"mkdir -p {cache}/builds; mount --bind {builds} {cache}/builds; mount -o remount,bind,ro "
+             f"{cache}/builds; " if cache and builds.is_dir() else "")
+    script = (f"set -e; {share}stage=$(mktemp -d /tmp/ktr-stage-XXXXXX); mount --bind {PYENV} $stage; "
               f"mount -t tmpfs -o mode=0755 none /root; mkdir /root/.pyenv; mount --bind $stage {PYENV}; "
               f"mount -o remount,bind,ro {PYENV}; umount $stage; rmdir $stage; "
               f"exec setpriv --reuid={user.pw_uid} --regid={user.pw_gid} --init-groups "

@@ -213,6 +213,28 @@ class GuestChannel:
             pass
         raise GuestTimeout(f"guest init not ready after {limit:.0f}s; console tail:\n{self.console_tail()}")
 
+    def ping(self, timeout: float = 10.0) -> float:
+        """One KTPING/KTPONG round trip in seconds (the console's floor: the guest init answers without running
+        anything). A lost ping or pong is sent again after ``resend_first`` s of silence; past ``timeout`` it
+        fails (GuestTimeout naming the ping), it never waits forever."""
+        ping_id = protocol.new_id()
+        pong = protocol.pong_re(ping_id)
+        deadline = time.monotonic() + timeout
+        self._buf.clear()
+        started = time.perf_counter()
+        sends = 0
+        while time.monotonic() < deadline:
+            self._send(protocol.ping_line(ping_id), deadline, "a ping")
+            sends += 1
+            quiet_until = min(time.monotonic() + self.resend_first, deadline)
+            while time.monotonic() < quiet_until:
+                self._receive(min(0.05, max(quiet_until - time.monotonic(), 0)))
+                if pong.search(self._buf):
+                    self._buf.clear()
+                    return time.perf_counter() - started
+        raise GuestTimeout(f"ping {ping_id}: no pong within {timeout:.0f}s (sent {sends}x); console tail:\n"
+                           f"{self.console_tail()}")
+
     def run(self, cmd: str | Sequence[str], stdin: bytes = b"", timeout: float | None = None) -> CommandResult:
         """Run ``cmd`` (shell text, or an argv list) in the guest; stdout/stderr come back byte-exact.
 

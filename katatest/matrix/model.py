@@ -158,9 +158,11 @@ def as_release(cells: list[Cell], release: str) -> list[Cell]:
 
 
 def retarget(cell: Cell, release: str) -> Cell:
-    """``cell`` rendered from Kata ``release``'s shipped config instead: named ``CELL@RELEASE``."""
-    return dataclasses.replace(cell, name=f"{cell.name}@{release}", release=release,
-                               description=f"{cell.name} on Kata {release}'s shipped configuration")
+    """``cell`` rendered from Kata ``release``'s shipped config instead, on that release's QEMU build: named
+    ``CELL@RELEASE``."""
+    base = cell.name.split("~qemu")[0]
+    return dataclasses.replace(cell, name=f"{base}@{release}", release=release, qemu="",
+                               description=f"{base} on Kata {release}'s shipped configuration")
 
 
 def _choice(section: Section, key: str, choices: tuple[str, ...], default: str | None = None) -> str:
