@@ -32,11 +32,9 @@ def test_default_matrix_covers_the_required_cells():
 
 
 def test_full_matrix_is_every_cell_for_every_release_that_models_it():
-    from katatest.kata.releases import known_releases
-    from katatest.matrix.model import unmodelled
-
     from katatest.assets.qemu_builds import names
-    from katatest.matrix.model import default_builds
+    from katatest.kata.releases import known_releases
+    from katatest.matrix.model import default_builds, unmodelled
 
     on_releases = {(f"{c.name}@{r}" if r != c.release else c.name, r, c.hypervisor) for c in MATRIX.cells.values()
                    for r in known_releases() if r == c.release or not unmodelled(c, r)}
