@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from katatest.conformance.vectors import EXPECTATION_SUFFIXES, discover
+from katatest.conformance.vectors import EXPECTATION_SUFFIXES, HOTPLUG_SUFFIXES, discover
 from tests.conformance_files import DATA, GOLDEN, NET_GOLDENS, NET_SUITE
 
-CONSUMED_SUFFIXES = (".toml", ".flags", *EXPECTATION_SUFFIXES)
+CONSUMED_SUFFIXES = (".toml", ".flags", *EXPECTATION_SUFFIXES, *HOTPLUG_SUFFIXES)
 
 
 def _shipped(path) -> bool:

@@ -55,6 +55,8 @@ COMMANDS = (
             "katatest.cli.lint", "register_lint"),
     Command("report", "merge shard reports or re-render the HTML matrix", "katatest.cli.report",
             "register_report"),
+    Command("hotplug", "the QMP commands Kata sends for a script of hot-plug operations", "katatest.cli.hotplug",
+            "register_hotplug"),
 )
 _BY_NAME = {c.name: c for c in COMMANDS}
 

@@ -9,6 +9,9 @@ from pathlib import Path
 
 _RANDOM_IDS = re.compile(r"\b(char|image|iothread)-[0-9a-f]{16}\b")
 EXPECTATION_SUFFIXES = (".argv", ".err", ".virtiofsd.argv", ".nydusd.argv", ".vmconfig.json")
+HOTPLUG_SUFFIXES = (".ops", ".qmp", ".replies", ".result")  # the hot-plug vector sets' (kata-<release>-hotplug)
+# The hot-plug vector sets and the release whose code made each.
+HOTPLUG_SETS = {"kata-3.0.0-hotplug": "3.0.0", "kata-3.30.0-hotplug": "3.30.0", "kata-4.1.0-hotplug": "4.1.0"}
 VECTOR_KINDS = ("named", "random", "shipped")
 # The vector sets (folders of tests/data/conformance) and the Kata release whose code made each.
 VECTOR_SETS = {"kata-3.0.0": "3.0.0", "kata-3.0.0-clh": "3.0.0", "kata-3.0.0-fc": "3.0.0", "kata-3.0.0-net": "3.0.0",

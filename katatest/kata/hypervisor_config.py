@@ -124,6 +124,8 @@ class HypervisorConfig:
     measurement_algo: str = "sha512"  # Arm CCA realm measurement (sha512 | sha256)
     rootfs_type: str = "ext4"  # ext4 | xfs | erofs (release.config.rootfs_type)
     extra_monitor_socket: str = ""  # hmp | qmp | qmp-pretty (release.config.extra_monitor_socket)
+    block_device_logical_sector_size: int = 0  # uint32 (release.config.block_sector_sizes); 0: QEMU's default
+    block_device_physical_sector_size: int = 0
     indep_iothreads: int = 0  # uint32: iothread objects indep_iothread_<i> (release.qemu.indep_iothreads)
     virtio_fs_queue_size: int = 0  # uint32: 0 = the release's vhost_user_fs_queue_size
     disable_guest_selinux: bool = False  # selinux=0/1 on the kernel command line (release.qemu.guest_selinux_param)

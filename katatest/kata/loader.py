@@ -252,6 +252,10 @@ def _qemu(h: _Table, ld: _Loading) -> HypervisorConfig:
         _set(hv, h, ld, rootfs_type=(rootfs, "rootfs_type"))
     if ld.release.config.block_sector_sizes:
         _check_sector_sizes(h, ld)
+        _set(hv, h, ld, block_device_logical_sector_size=(h["block_device_logical_sector_size"],
+                                                          "block_device_logical_sector_size"),
+             block_device_physical_sector_size=(h["block_device_physical_sector_size"],
+                                                "block_device_physical_sector_size"))
     if ld.release.config.sev_snp_guest:
         _set(hv, h, ld, sev_snp_guest=(h["sev_snp_guest"], "sev_snp_guest"),
              snp_id_block=(h["snp_id_block"], "snp_id_block"), snp_id_auth=(h["snp_id_auth"], "snp_id_auth"),

@@ -57,6 +57,7 @@ class QemuBehaviour:
     rng_for_confidential_guest: bool = True  # virtio-rng also for a confidential guest
     balloon_for_reclaim: bool = False  # reclaim_guest_freed_memory adds a free-page-reporting virtio-balloon
     pod_network: bool = True  # createNetwork's cold-plugged endpoints are modelled (network vectors exist)
+    virt_net_root_port: bool = False  # arm64 virt hot-plugs NICs into PCIe root ports (rpN, addr 00), not a bridge
     qmp_typed_values: bool = False  # QMP arguments typed (share-rw true, num-queues 1); 3.0.0: "on", "1"
     arm64_cca: bool = False  # arm64 confidential guests are Arm CCA realms (rme-guest), refused without CCA
 
