@@ -7,26 +7,26 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
+import subprocess
 import time
 
 import pytest
-from qemu.qmp import ExecuteError
 
 from katatest.expect.checks import (
-    CannotHotplug,
+    BlockHotplug,
     cmdline_params,
     cpu_list_count,
     hotplugged_disk_mismatch,
-    kata_block_hotplug,
     machine_type,
     memory_mib,
     options,
     props,
     smp,
 )
+from katatest.generate.qemu.hotplug import KataHotplug, parse_ops
 from katatest.kata.loader import load_kata_config
 from katatest.kata.releases import load_release
+from katatest.launch.qmp import QmpPeer
 from katatest.matrix.cell_config import cell_document
 
 HOTPLUG_DISK_BYTES = 16 * 1024 * 1024
@@ -72,49 +72,69 @@ def _wait(predicate, timeout: float = 20.0) -> bool:
     return False
 
 
-def test_hotplug_cpu(guest, cell):
-    """Kata's hotplugAddCPUs: query-hotpluggable-cpus, device_add the first free slot, guest onlines it."""
+@pytest.fixture(scope="session")
+def kata(guest, cell, kata_base_config, tmp_path_factory):
+    """Kata's hot-plug model for the cell's release (``katatest.generate.qemu.hotplug``, exact on every hot-plug
+    vector), sending its commands to the cell's real QEMU: the checks send exactly what Kata would."""
+    release = load_release(cell.release)
+    cfg = load_kata_config(cell_document(cell, kata_base_config), guest.facts, cell.name, release)
+    model = KataHotplug(cfg, guest.rendered.argv_values(), release, cell.arch, guest.facts.sandbox_id,
+                        str(tmp_path_factory.mktemp("hotplug")), QmpPeer(guest.vm.qmp))
+    assert model.boot(), f"Kata's boot-time QMP failed: {model.peer.errors}"
+    return model
+
+
+def _send(kata, cell, line: str):
+    """Run one op of the model against the real QEMU; QEMU refusing it is a finding of (release, build) when it
+    is Kata 3.0.0's untyped values, else a failure naming the command."""
+    errors_before = len(kata.peer.errors)
+    (op,) = parse_ops(line)
+    section = kata.run_op(op)
+    refused = kata.peer.errors[errors_before:]
+    for _, error in refused:
+        typed = STRING_VALUE_REFUSED.search(error)
+        if typed and not kata.typed:
+            pytest.skip(f"cannot hot-plug here [qemu-lacks]: Kata {cell.release} on QEMU {cell.qemu_build}: QEMU "
+                        f"refuses Kata's string value for {typed.group(1)} ({error}); QEMU 7.2 accepts it")
+    assert not refused, f"QEMU refused Kata's {line!r}: {refused}"
+    return section
+
+
+def test_hotplug_cpu(guest, cell, kata):
+    """Kata's ResizeVCPUs up by one (query-hotpluggable-cpus, device_add of the first free slot): QEMU has the
+    vCPU and the guest onlines it."""
     topology = smp(guest.plan.argv)
     if topology["maxcpus"] <= topology["cpus"] or cell.protection != "none":
         pytest.skip("no free vCPU slot (maxcpus == cpus)")
     if cell.arch == "arm64":
-        pytest.skip("QEMU 7.2's arm64 virt machine has no vCPU hotplug (query-hotpluggable-cpus disabled)")
+        pytest.skip("QEMU's arm64 virt machine has no vCPU hotplug (query-hotpluggable-cpus disabled)")
     if machine_type(guest.plan.argv) == "microvm":
         pytest.skip("microvm has no vCPU hotplug (query-hotpluggable-cpus disabled)")
     before = _read_int(guest, "/sys/devices/system/cpu/online")
-    slots = [s for s in guest.vm.qmp.execute("query-hotpluggable-cpus") if "qom-path" not in s]
-    assert slots, "QEMU reports no hotpluggable vCPU slot although maxcpus > cpus"
-    slot = slots[-1]
-    args = {"driver": slot["type"], "id": "cpu-hp0", **slot["props"]}
-    guest.vm.qmp.execute("device_add", args)
+    section = _send(kata, cell, f"cpu {topology['cpus'] + 1}")
+    assert any('"device_add"' in line for line in section.lines), section.lines
     script = ("for c in /sys/devices/system/cpu/cpu[0-9]*; do "
               "[ -f $c/online ] && [ $(cat $c/online) = 0 ] && echo 1 > $c/online; done; true")
     assert _wait(lambda: (guest.host.run(script), _read_int(guest, "/sys/devices/system/cpu/online"))[1]
                  == before + 1), "the hotplugged vCPU never came online in the guest"
+    used = [c for c in guest.vm.qmp.execute("query-hotpluggable-cpus") if "qom-path" in c]
+    assert len(used) == topology["cpus"] + 1, f"QEMU does not have the vCPU Kata plugged: {used}"
 
 
-def _hotplug_backend(argv: list[str], backend_id: str, size: int) -> dict:
-    """Kata's getMemArgs: a backend of the same kind as the guest RAM (file/share for virtio-fs, hugepages)."""
-    ram = next(props(o) for o in options(argv, "-object") if props(o).get("id") == "dimm1")
-    args = {"qom-type": ram[""], "id": backend_id, "size": size}
-    if ram[""] == "memory-backend-file":
-        args["mem-path"] = ram["mem-path"]
-    if ram.get("share") == "on":
-        args["share"] = True
-    return args
-
-
-def test_hotplug_memory_dimm(guest, cell):
-    """Kata's hotplugAddMemory: a memory backend object plus a pc-dimm; the guest onlines the new blocks."""
+def test_hotplug_memory_dimm(guest, cell, kata):
+    """Kata's ResizeMemory up by 256 MiB (query-memory-devices, object-add, device_add pc-dimm): QEMU has the
+    DIMM and the guest onlines its blocks."""
     if cell.arch == "arm64" and "-bios" not in guest.plan.argv:
         pytest.skip("arm64 virt memory hotplug needs the ACPI GED, i.e. UEFI firmware")
-    if cell.protection != "none" or machine_type(guest.plan.argv) == "microvm":
-        pytest.skip("Kata does not hotplug memory for this machine/protection")
+    if cell.protection != "none" or machine_type(guest.plan.argv) == "microvm" or kata.hv.virtio_mem:
+        pytest.skip("Kata does not hotplug DIMMs for this machine/protection")
+
     def memtotal() -> int:
         return int(guest.host.check_output("grep MemTotal /proc/meminfo").split()[1]) // 1024
     before = memtotal()
-    guest.vm.qmp.execute("object-add", _hotplug_backend(guest.plan.argv, "mem-hp0", 256 * 1024 * 1024))
-    guest.vm.qmp.execute("device_add", {"driver": "pc-dimm", "id": "dimm-hp0", "memdev": "mem-hp0"})
+    _send(kata, cell, f"mem {kata.hv.memory_size + kata.hotplugged_mb + 256}")
+    dimms = [d for d in guest.vm.qmp.execute("query-memory-devices") if d["type"] == "dimm"]
+    assert dimms and dimms[-1]["data"]["size"] == 256 << 20, dimms
     online = ("for m in /sys/devices/system/memory/memory*; do "
               "[ $(cat $m/state) = offline ] && echo online > $m/state; done; true")
     assert _wait(lambda: (guest.host.run(online), memtotal())[1] >= before + 200), \
@@ -125,47 +145,43 @@ def _block_disks(guest) -> set[str]:
     return set(guest.host.check_output("ls /sys/block").split())
 
 
-def test_hotplug_block_device(guest, cell, kata_base_config):
-    """Kata's hotplugAddBlockDevice for the cell's block_device_driver, then what the agent does in the guest:
-    virtio-scsi -> scsi-hd on scsi0.0 (the agent scans the SCSI hosts: the command line has scsi_mod.scan=none),
-    virtio-blk -> virtio-blk-pci on the first PCI bridge (the agent waits for the PCI path's uevent)."""
-    hv = load_kata_config(cell_document(cell, kata_base_config), guest.facts).hypervisor
-    cache = (hv.block_device_cache_direct, hv.block_device_cache_noflush) if hv.block_device_cache_set else None
-    fd, path = tempfile.mkstemp(prefix="katatest-hotplug-", suffix=".img")
+def test_hotplug_block_device(guest, cell, kata, tmp_path):
+    """Kata's block attach for the cell's block_device_driver on a host block device (a loop device): the disk
+    appears where Kata put it (virtio-blk at its bridge slot, scsi-hd at its SCSI id/lun, which the agent
+    scans)."""
+    if os.geteuid() != 0:
+        pytest.skip("a host block device (loop device) for Kata's block hot-plug needs root")
+    if cell.arch == "arm64" and kata.hv.block_device_driver == "virtio-blk" and cell.qemu_build == "7.2":
+        pytest.skip("QEMU 7.2 finding: Bus 'pci-bridge-0' does not support hotplugging on arm64 virt "
+                    "(shpc=off and no ACPI PCI hotplug there)")
+    if kata.hv.block_device_driver not in ("virtio-blk", "virtio-scsi"):
+        pytest.skip(f"block_device_driver {kata.hv.block_device_driver}: no disk to look for in the guest")
+    backing = tmp_path / "disk.img"
+    with open(backing, "wb") as fh:
+        fh.truncate(HOTPLUG_DISK_BYTES)
+    loop = subprocess.run(["losetup", "--find", "--show", str(backing)], capture_output=True, text=True)
+    if loop.returncode != 0:
+        pytest.skip(f"no loop device on this host: {loop.stderr.strip()}")
+    device = loop.stdout.strip()
     try:
-        os.ftruncate(fd, HOTPLUG_DISK_BYTES)
-        os.close(fd)
-        try:  # "file": Kata hot-plugs block devices (host_device); the backing here is a regular file
-            plug = kata_block_hotplug(guest.plan.argv, hv.block_device_driver, "drive-hp0", path, index=0,
-                                      aio=hv.block_device_aio, cache=cache, file_driver="file",
-                                      typed=load_release(cell.release).qemu.qmp_typed_values)
-        except CannotHotplug as why:
-            pytest.skip(f"Kata 3.0.0 cannot hot-plug a block device here either: {why}")
-        if plug.pci_path and machine_type(guest.plan.argv) == "virt":
-            pytest.skip("QEMU 7.2 finding: Bus 'pci-bridge-0' does not support hotplugging on arm64 virt "
-                        "(shpc=off and no ACPI PCI hotplug there)")
         before = _block_disks(guest)
-        for command, args in plug.commands:
-            try:
-                guest.vm.qmp.execute(command, args)
-            except ExecuteError as err:
-                refused = STRING_VALUE_REFUSED.search(str(err))
-                if refused and not load_release(cell.release).qemu.qmp_typed_values:
-                    pytest.skip(f"cannot hot-plug here [qemu-lacks]: Kata {cell.release} on QEMU {cell.qemu_build}: "
-                                f"QEMU refuses Kata's string value for {refused.group(1)} in {command} ({err}); "
-                                "QEMU 7.2 accepts it")
-                raise
-        if plug.scsi_address:
-            scan = "0 {} {}".format(*plug.scsi_address)
+        _send(kata, cell, f"block add hp0 {device} dev")
+        drive = kata.drive("hp0")
+        assert drive is not None, "Kata's model did not attach the drive"
+        prefix = "vd" if drive.bridge is not None else "sd"
+        if drive.bridge is None:  # the agent scans the SCSI hosts for the id/lun (scsi_mod.scan=none)
+            scan = "0 {} {}".format(*divmod(drive.index, 256))
             guest.host.run_test(f"for h in /sys/class/scsi_host/*; do echo '{scan}' > $h/scan; done")
-        assert _wait(lambda: any(d.startswith(plug.guest_prefix) for d in _block_disks(guest) - before),
-                     timeout=30.0), f"no new {plug.guest_prefix}* disk in the guest: {sorted(_block_disks(guest))}"
-        (disk,) = sorted(d for d in _block_disks(guest) - before if d.startswith(plug.guest_prefix))
+        assert _wait(lambda: any(d.startswith(prefix) for d in _block_disks(guest) - before), timeout=30.0), \
+            f"no new {prefix}* disk in the guest: {sorted(_block_disks(guest))}"
+        (disk,) = sorted(d for d in _block_disks(guest) - before if d.startswith(prefix))
         sysfs = guest.host.check_output(f"readlink -f /sys/block/{disk}")
         driver = guest.host.check_output(f"basename $(readlink -f /sys/block/{disk}/device/driver)")
+        slot = next(s for s, owner in drive.bridge.devices.items() if owner == drive.id) if drive.bridge else 0
+        plug = BlockHotplug((), prefix, scsi_address=None if drive.bridge else divmod(drive.index, 256),
+                            pci_path=(int(drive.bridge.path.split("/")[0], 16), slot) if drive.bridge else None)
         mismatch = hotplugged_disk_mismatch(plug, disk, sysfs, driver)
         assert not mismatch, mismatch
-        sectors = int(guest.host.check_output(f"cat /sys/block/{disk}/size"))
-        assert sectors * 512 == HOTPLUG_DISK_BYTES
+        assert int(guest.host.check_output(f"cat /sys/block/{disk}/size")) * 512 == HOTPLUG_DISK_BYTES
     finally:
-        os.unlink(path)
+        subprocess.run(["losetup", "-d", device], capture_output=True)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
+import time
 from typing import Any
 
-from qemu.qmp import QMPClient
+from qemu.qmp import ExecuteError, QMPClient
 
 from katatest.launch.errors import LaunchError
 
@@ -54,3 +56,39 @@ class Qmp:
             self._thread.join(5.0)
         if not self._loop.is_running() and not self._loop.is_closed():
             self._loop.close()
+
+
+class QmpPeer:
+    """A running QEMU as the hot-plug model's peer (``katatest.generate.qemu.hotplug``): each command line goes
+    to QEMU and its answer comes back as QMP writes it (``{"return": ...}`` or ``{"error": ...}``). A
+    ``device_del`` is complete once the device is gone (as govmm waits for ``DEVICE_DELETED``); the connection
+    is negotiated already, so ``qmp_capabilities`` is answered here."""
+
+    def __init__(self, qmp: Qmp, unplug_timeout: float = 30.0) -> None:
+        self.qmp = qmp
+        self.unplug_timeout = unplug_timeout
+        self.errors: list[tuple[str, str]] = []  # (command line, QEMU's error) in order
+
+    def answer(self, line: str) -> dict:
+        obj = json.loads(line)
+        command, args = obj["execute"], obj.get("arguments")
+        if command == "qmp_capabilities":
+            return {"return": {}}
+        try:
+            result = self.qmp.execute(command, args)
+        except ExecuteError as err:
+            self.errors.append((line, str(err)))
+            return {"error": {"class": err.error_class, "desc": str(err)}}
+        if command == "device_del":
+            deadline = time.monotonic() + self.unplug_timeout
+            while self._exists(args["id"]):
+                if time.monotonic() > deadline:
+                    self.errors.append((line, f"device {args['id']} still present {self.unplug_timeout:.0f} s "
+                                              "after device_del (no DEVICE_DELETED)"))
+                    break
+                time.sleep(0.2)
+        return {"return": result}
+
+    def _exists(self, device_id: str) -> bool:
+        names = {p["name"] for p in self.qmp.execute("qom-list", {"path": "/machine/peripheral"})}
+        return device_id in names

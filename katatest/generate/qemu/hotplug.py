@@ -295,14 +295,28 @@ class KataHotplug:
 
     # -- the run --------------------------------------------------------------------------------------------
     def run(self, ops: list[Op]) -> list[Section]:
+        """The boot section, then one section per op (none after a failed boot: the sandbox never started)."""
+        if not self.boot():
+            return self.sections
+        for op in ops:
+            self.run_op(op)
+        return self.sections
+
+    def boot(self) -> bool:
+        """What Kata sends once QEMU runs: waitVM's negotiation, then setupVirtioMem with enable_virtio_mem."""
         self._section(0, "boot")
         self.send("qmp_capabilities")  # waitVM: connects, negotiates, closes again
-        if self.hv.virtio_mem and not self._setup_virtio_mem():
-            return self.sections  # the sandbox never started: no op runs
-        for number, op in enumerate(ops, 1):
-            self._section(number, op.line)
-            getattr(self, f"_op_{op.kind.lstrip('!')}")(op)
-        return self.sections
+        return not self.hv.virtio_mem or self._setup_virtio_mem()
+
+    def run_op(self, op: Op) -> Section:
+        """One op's section: the commands Kata sends for it."""
+        self._section(len(self.sections), op.line)
+        getattr(self, f"_op_{op.kind.lstrip('!')}")(op)
+        return self.sections[-1]
+
+    def drive(self, name: str) -> Drive | None:
+        """The block device the ops attached as ``name`` (None: not attached)."""
+        return self.drives.get(name)
 
     def _section(self, number: int, header: str) -> None:
         self.sections.append(Section(f"# {number} {header}"))
