@@ -178,7 +178,7 @@ def test_hotplug_block_device(guest, cell, kata, tmp_path):
         sysfs = guest.host.check_output(f"readlink -f /sys/block/{disk}")
         driver = guest.host.check_output(f"basename $(readlink -f /sys/block/{disk}/device/driver)")
         slot = next(s for s, owner in drive.bridge.devices.items() if owner == drive.id) if drive.bridge else 0
-        plug = BlockHotplug((), prefix, scsi_address=None if drive.bridge else divmod(drive.index, 256),
+        plug = BlockHotplug(prefix, scsi_address=None if drive.bridge else divmod(drive.index, 256),
                             pci_path=(int(drive.bridge.path.split("/")[0], 16), slot) if drive.bridge else None)
         mismatch = hotplugged_disk_mismatch(plug, disk, sysfs, driver)
         assert not mismatch, mismatch

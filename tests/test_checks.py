@@ -9,20 +9,17 @@ import pytest
 
 from katatest.expect.checks import (
     LINUX_9P_DEFAULT_MSIZE,
-    CannotHotplug,
+    BlockHotplug,
     Mount,
     cache_mode_mismatch,
     daemon_options,
     hotplugged_disk_mismatch,
-    kata_block_hotplug,
     mount_at,
     mount_msize,
     msize_mismatch,
     parse_mounts,
     process_argv,
 )
-from tests.test_qemu_units import argv as render
-from tests.test_qemu_units import config
 
 SHARED = "/run/kata-containers/shared/containers"
 MOUNTS = (f"kataShared {SHARED} 9p rw,nodev,relatime,cache=mmap,access=client,msize=8192,trans=virtio 0 0\n"
@@ -82,52 +79,18 @@ def test_process_argv_reads_the_running_process():
         process_argv(proc.pid)  # reaped: gone
 
 
-def test_scsi_hotplug_is_scsi_hd_on_the_controller_bus():
-    argv = render()  # the shipped config: block_device_driver = virtio-scsi
-    plug = kata_block_hotplug(argv, "virtio-scsi", "drive-hp0", "/dev/loop7", index=257, aio="io_uring")
-    assert plug.commands == (
-        ("blockdev-add", {"driver": "raw", "read-only": False, "node-name": "drive-hp0",
-                          "file": {"driver": "host_device", "filename": "/dev/loop7", "aio": "io_uring"}}),
-        ("device_add", {"id": "virtio-drive-hp0", "driver": "scsi-hd", "drive": "drive-hp0",
-                        "bus": "scsi0.0", "scsi-id": 1, "lun": 1, "share-rw": "on"}))
-    assert plug.guest_prefix == "sd" and plug.scsi_address == (1, 1)
-
-
-def test_virtio_blk_hotplug_is_virtio_blk_pci_on_the_bridge():
-    argv = render(config(block_device_driver="virtio-blk", default_vcpus=2))
-    plug = kata_block_hotplug(argv, "virtio-blk", "drive-hp0", "/tmp/d.img", index=0, aio="threads",
-                              cache=(True, False), file_driver="file")
-    blockdev, device = (args for _, args in plug.commands)
-    assert blockdev["cache"] == {"direct": True, "no-flush": False} and blockdev["file"]["driver"] == "file"
-    assert device == {"id": "virtio-drive-hp0", "driver": "virtio-blk-pci", "drive": "drive-hp0", "addr": "01",
-                      "bus": "pci-bridge-0", "num-queues": "2", "romfile": "", "share-rw": "on"}
-    assert plug.guest_prefix == "vd" and plug.pci_path == (2, 1)
-
-
-def test_hotplug_needs_what_kata_needs():
-    with pytest.raises(CannotHotplug, match="bridges"):
-        kata_block_hotplug(render(config(block_device_driver="virtio-blk", machine_type="microvm")), "virtio-blk", "d",
-                           "/x", index=0, aio="threads")
-    with pytest.raises(CannotHotplug, match="no scsi0"):
-        kata_block_hotplug(render(config(block_device_driver="virtio-blk")), "virtio-scsi", "d", "/x", index=0,
-                           aio="threads")
-    with pytest.raises(CannotHotplug, match="not recognized"):
-        kata_block_hotplug(render(), "nvdimm", "d", "/x", index=0, aio="threads")
-
-
 SCSI_DISK = "/sys/devices/pci0000:00/0000:00:04.0/virtio2/host0/target0:0:1/0:0:1:1/block/sda"
 BLK_DISK = "/sys/devices/pci0000:00/0000:00:02.0/0000:01:01.0/virtio5/block/vdb"
 
 
 def test_hotplugged_disk_must_be_where_kata_put_it():
-    scsi = kata_block_hotplug(render(), "virtio-scsi", "d", "/x", index=257, aio="threads")
+    scsi = BlockHotplug("sd", scsi_address=(1, 1))
     assert hotplugged_disk_mismatch(scsi, "sda", SCSI_DISK, "sd") == ""
     assert "not a sd* disk" in hotplugged_disk_mismatch(scsi, "vdb", BLK_DISK, "virtio_blk")
     assert "0:1:1 on virtio-scsi" in hotplugged_disk_mismatch(scsi, "sda", SCSI_DISK.replace("0:0:1:1", "0:0:1:0"),
                                                                "sd")
     assert hotplugged_disk_mismatch(scsi, "sda", SCSI_DISK, "sr") != ""
-    blk = kata_block_hotplug(render(config(block_device_driver="virtio-blk")), "virtio-blk", "d", "/x", index=0,
-                             aio="threads")
+    blk = BlockHotplug("vd", pci_path=(2, 1))
     assert hotplugged_disk_mismatch(blk, "vdb", BLK_DISK, "virtio_blk") == ""
     assert "PCI path 02/01" in hotplugged_disk_mismatch(
         blk, "vdb", "/sys/devices/pci0000:00/0000:00:03.0/virtio5/block/vdb", "virtio_blk")  # on the root bus

@@ -230,55 +230,11 @@ def cache_mode_mismatch(running_argv: list[str], configured: str) -> str:
 
 @dataclass(frozen=True)
 class BlockHotplug:
-    """The QMP commands Kata 3.0.0's hotplugAddBlockDevice sends for one drive, and where the guest sees it."""
+    """Where the guest sees a drive Kata hot-plugged (``KataHotplug.drive``)."""
 
-    commands: tuple[tuple[str, dict], ...]
     guest_prefix: str  # "sd" (scsi-hd on the virtio-scsi controller) or "vd" (virtio-blk)
     scsi_address: tuple[int, int] | None = None  # (scsi-id, lun) the agent scans for
     pci_path: tuple[int, int] | None = None  # (bridge slot on the root bus, slot on the bridge)
-
-
-class CannotHotplug(Exception):
-    """What Kata 3.0.0 itself would fail with for this argv (no bridge, no SCSI controller, ...)."""
-
-
-SCSI_CONTROLLER_ID = "scsi0"  # Kata's scsiControllerID
-
-
-def kata_block_hotplug(argv: list[str], driver: str, drive_id: str, path: str, *, index: int, aio: str,
-                       cache: tuple[bool, bool] | None = None, file_driver: str = "host_device",
-                       typed: bool = False) -> BlockHotplug:
-    """Kata 3.0.0 qemu.hotplugAddBlockDevice for ``block_device_driver`` = ``driver`` on the VM of ``argv``.
-
-    ``blockdev-add`` (raw over ``file_driver``, aio, cache {direct, no-flush} when block_device_cache_set),
-    then for virtio-scsi ``device_add scsi-hd`` on ``scsi0.0`` at scsi-id/lun = divmod(index, 256), for
-    virtio-blk ``device_add virtio-blk-pci`` on the first PCI bridge at its first free slot (``%02x``) with
-    num-queues = the vCPUs. Kata passes block devices (``host_device``); a regular image file needs ``file``.
-    ``typed`` (release.qemu.qmp_typed_values): 3.30+ send ``share-rw`` as a boolean and ``num-queues`` as an
-    integer, 3.0.0 as the strings ``"on"`` and ``"N"``."""
-    blockdev: dict = {"driver": "raw", "read-only": False,
-                      "file": {"driver": file_driver, "filename": path, "aio": aio}, "node-name": drive_id}
-    if cache is not None:
-        blockdev["cache"] = {"direct": cache[0], "no-flush": cache[1]}
-    device: dict = {"id": f"virtio-{drive_id}", "drive": drive_id, "share-rw": True if typed else "on"}
-    devices = [device_props(d) for d in options(argv, "-device")]
-    if driver == "virtio-scsi":
-        if not any(d[""] == "virtio-scsi-pci" and d.get("id") == SCSI_CONTROLLER_ID for d in devices):
-            raise CannotHotplug(f"block_device_driver = virtio-scsi but the argv has no {SCSI_CONTROLLER_ID} "
-                                "virtio-scsi controller")
-        scsi_id, lun = divmod(index, 256)
-        device.update({"driver": "scsi-hd", "bus": f"{SCSI_CONTROLLER_ID}.0", "scsi-id": scsi_id, "lun": lun})
-        return BlockHotplug((("blockdev-add", blockdev), ("device_add", device)), "sd", scsi_address=(scsi_id, lun))
-    if driver != "virtio-blk":
-        raise CannotHotplug(f"Block device {driver} not recognized")
-    bridges = [d for d in devices if d[""] == "pci-bridge"]
-    if not bridges:
-        raise CannotHotplug("failed to get available address from bridges (the argv has no pci-bridge)")
-    slot = 1  # Bridge.AddDevice: the first free address from 1; Kata cold-plugs nothing onto its bridges
-    device.update({"driver": "virtio-blk-pci", "addr": f"{slot:02x}", "bus": bridges[0]["id"],
-                   "num-queues": smp(argv)["cpus"] if typed else str(smp(argv)["cpus"]), "romfile": ""})
-    return BlockHotplug((("blockdev-add", blockdev), ("device_add", device)), "vd",
-                        pci_path=(int(bridges[0]["addr"], 16), slot))
 
 
 def hotplugged_disk_mismatch(plug: BlockHotplug, disk: str, sysfs_path: str, driver: str) -> str:

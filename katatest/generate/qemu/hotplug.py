@@ -1,4 +1,5 @@
-"""What Kata sends over QMP after launch, op by op (``katatest hotplug``): vCPUs, memory, block devices, swap.
+"""What Kata sends over QMP after launch, op by op (``katatest hotplug``): vCPUs, memory (DIMMs, virtio-mem),
+block devices (virtio-blk, virtio-scsi, nvdimm, pmem), swap and network devices.
 
 A model of Kata's Go runtime hot-plug entry points (``qemu.ResizeVCPUs``, ``ResizeMemory``, the block driver's
 attach/detach through ``hotplugBlockDevice``, swap) on the rendered sandbox: its ``-smp``, memory, bridges and
@@ -6,7 +7,7 @@ slots, SCSI controller, and the release's behaviours (``release.qemu.qmp_typed_v
 and integers where 3.0.0 sends strings; ``release.qemu.blockdev_stat_file``: 3.30+ pick the ``file`` driver
 for a regular file, 3.0.0 always ``host_device``). QEMU's side is either recorded replies (a vector's
 ``.replies``) or ``ModelQemu``, katatest's own model of QEMU's answers. Output: the vectors' ``.qmp`` format.
-Ops the model does not cover yet (network, pmem/nvdimm volumes) are refused by name.
+Kata's own hot-plug bugs are reproduced as Kata has them (README, "Kata's own hot-plug findings").
 """
 
 from __future__ import annotations
