@@ -148,7 +148,7 @@ def _block_disks(guest) -> set[str]:
 def test_hotplug_block_device(guest, cell, kata, tmp_path):
     """Kata's block attach for the cell's block_device_driver on a host block device (a loop device): the disk
     appears where Kata put it (virtio-blk at its bridge slot, scsi-hd at its SCSI id/lun, which the agent
-    scans)."""
+    scans); Kata's detach (device_del until DEVICE_DELETED, blockdev-del): it leaves the guest and QEMU."""
     if os.geteuid() != 0:
         pytest.skip("a host block device (loop device) for Kata's block hot-plug needs root")
     if cell.arch == "arm64" and kata.hv.block_device_driver == "virtio-blk" and cell.qemu_build == "7.2":
@@ -183,5 +183,8 @@ def test_hotplug_block_device(guest, cell, kata, tmp_path):
         mismatch = hotplugged_disk_mismatch(plug, disk, sysfs, driver)
         assert not mismatch, mismatch
         assert int(guest.host.check_output(f"cat /sys/block/{disk}/size")) * 512 == HOTPLUG_DISK_BYTES
+        _send(kata, cell, "block del hp0")
+        assert _wait(lambda: disk not in _block_disks(guest), timeout=30.0), f"{disk} is still in the guest"
+        assert drive.id not in {b.get("node-name") for b in guest.vm.qmp.execute("query-named-block-nodes")}
     finally:
         subprocess.run(["losetup", "-d", device], capture_output=True)

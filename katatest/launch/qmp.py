@@ -6,10 +6,9 @@ import asyncio
 import contextlib
 import json
 import threading
-import time
 from typing import Any
 
-from qemu.qmp import ExecuteError, QMPClient
+from qemu.qmp import EventListener, ExecuteError, QMPClient
 
 from katatest.launch.errors import LaunchError
 
@@ -42,6 +41,26 @@ class Qmp:
         assert self._client is not None
         return self._call(self._client.execute(cmd, args), timeout)
 
+    def execute_until(self, cmd: str, args: dict, event: str, data: dict, timeout: float) -> Any:
+        """``execute``, then wait for ``event`` whose data has ``data``'s items (``TimeoutError`` after
+        ``timeout`` s): e.g. ``device_del`` until ``DEVICE_DELETED`` for that id, as Kata (govmm) waits."""
+        assert self._client is not None
+        client = self._client
+
+        async def run() -> Any:
+            listener = EventListener(event)
+            with client.listen(listener):
+                result = await client.execute(cmd, args)
+                async for message in listener:
+                    if all(message.get("data", {}).get(k) == v for k, v in data.items()):
+                        return result
+            return result
+
+        async def bounded() -> Any:
+            return await asyncio.wait_for(run(), timeout)
+
+        return self._call(bounded(), timeout + 5.0)
+
     def status(self) -> str:
         """``query-status``'s status, e.g. ``running``."""
         return self.execute("query-status")["status"]
@@ -61,7 +80,7 @@ class Qmp:
 class QmpPeer:
     """A running QEMU as the hot-plug model's peer (``katatest.generate.qemu.hotplug``): each command line goes
     to QEMU and its answer comes back as QMP writes it (``{"return": ...}`` or ``{"error": ...}``). A
-    ``device_del`` is complete once the device is gone (as govmm waits for ``DEVICE_DELETED``); the connection
+    ``device_del`` is complete once QEMU sends ``DEVICE_DELETED`` for it (as govmm waits); the connection
     is negotiated already, so ``qmp_capabilities`` is answered here."""
 
     def __init__(self, qmp: Qmp, unplug_timeout: float = 30.0) -> None:
@@ -75,20 +94,15 @@ class QmpPeer:
         if command == "qmp_capabilities":
             return {"return": {}}
         try:
-            result = self.qmp.execute(command, args)
+            if command == "device_del":
+                result = self.qmp.execute_until(command, args, "DEVICE_DELETED", {"device": args["id"]},
+                                                self.unplug_timeout)
+            else:
+                result = self.qmp.execute(command, args)
         except ExecuteError as err:
             self.errors.append((line, str(err)))
             return {"error": {"class": err.error_class, "desc": str(err)}}
-        if command == "device_del":
-            deadline = time.monotonic() + self.unplug_timeout
-            while self._exists(args["id"]):
-                if time.monotonic() > deadline:
-                    self.errors.append((line, f"device {args['id']} still present {self.unplug_timeout:.0f} s "
-                                              "after device_del (no DEVICE_DELETED)"))
-                    break
-                time.sleep(0.2)
+        except TimeoutError:
+            self.errors.append((line, f"no DEVICE_DELETED for {args['id']} within {self.unplug_timeout:.0f} s"))
+            return {"error": {"class": "GenericError", "desc": "device_del timed out"}}
         return {"return": result}
-
-    def _exists(self, device_id: str) -> bool:
-        names = {p["name"] for p in self.qmp.execute("qom-list", {"path": "/machine/peripheral"})}
-        return device_id in names
