@@ -179,3 +179,11 @@ def test_nested_cells_render_transitional_devices_on_any_host():
         argv = render_doc(cell_document(cell), facts).argv_values()
         assert "disable-modern=true" in " ".join(argv) and "disable-modern=false" not in " ".join(argv)
 
+
+
+def test_a_cell_moved_back_to_its_release_build_keeps_its_own_name():
+    moved = {c.name: c for c in select_cells(DEFAULT, qemu_builds=["7.2"])}
+    assert "amd64-nvdimm-virtiofs-scsi~qemu7.2" not in moved  # 3.0.0's own build is 7.2
+    back = moved["amd64-nvdimm-virtiofs-scsi"]
+    assert back.qemu_build == "7.2" and "on QEMU" not in back.description
+    assert moved["amd64-initrd-9p-blk@4.1.0~qemu7.2"].qemu_build == "7.2"

@@ -132,8 +132,12 @@ def on_build(cell: Cell, build: str) -> Cell:
     another VMM is what it is)."""
     if build == cell.qemu_build or cell.hypervisor != "qemu":
         return cell
-    return dataclasses.replace(cell, name=f"{cell.name.split('~qemu')[0]}~qemu{build}", qemu=build,
-                               description=f"{cell.description or cell.name} on QEMU {build}")
+    base = cell.name.split("~qemu")[0]
+    description = cell.description.removesuffix(f" on QEMU {cell.qemu}") if cell.qemu else cell.description
+    if build == default_builds(cell.release)[0]:  # back on its release's build: the cell's own name
+        return dataclasses.replace(cell, name=base, qemu="", description=description)
+    return dataclasses.replace(cell, name=f"{base}~qemu{build}", qemu=build,
+                               description=f"{description or base} on QEMU {build}")
 
 
 def unmodelled(cell: Cell, release: str) -> str:
