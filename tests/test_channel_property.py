@@ -59,7 +59,7 @@ def test_every_reply_is_exact_or_a_loud_failure(tmp_path: Path, seed: int) -> No
 
 
 def test_header_damage_is_caught(tmp_path: Path) -> None:
-    """Without faults in the data, a status field damaged on the way is a resend, not a value: half of the
+    """Without faults in the data, a status field damaged on the way is a resend, not a value: a fifth of the
     replies' reads get a header byte damaged, and the results are still exact."""
     rates = FaultRates()  # damage starts once the banner arrived
     quiet = FaultRates()
@@ -68,11 +68,13 @@ def test_header_damage_is_caught(tmp_path: Path) -> None:
             GuestChannel(tmp_path / "front.sock", tmp_path / "console.log", timeout=30) as channel:
         channel.resend_first, channel.resend_max = 0.03, 0.12
         channel.wait_ready(timeout=20)
-        rates.header = 0.5
+        # a chunk is given up after MAX_DAMAGED damaged copies (by design): at 0.5 (about 0.5**9 per chunk) that
+        # happened in a CI run; at 0.2 it is about 5e-7 per chunk
+        rates.header = 0.2
         for _ in range(20):
             assert channel.run("echo out; echo err >&2; exit 10", timeout=20) == CommandResult(10, b"out\n",
                                                                                                 b"err\n")
-    assert proxy.counts["to_host"].headers >= 5
+    assert proxy.counts["to_host"].headers >= 5, proxy.counts
 
 
 @pytest.mark.parametrize("seed", range(10))
