@@ -168,18 +168,20 @@ def test_hotplug_block_device(guest, cell, kata, tmp_path):
         _send(kata, cell, f"block add hp0 {device} dev")
         drive = kata.drive("hp0")
         assert drive is not None, "Kata's model did not attach the drive"
-        prefix = "vd" if drive.bridge is not None else "sd"
-        if drive.bridge is None:  # the agent scans the SCSI hosts for the id/lun (scsi_mod.scan=none)
-            scan = "0 {} {}".format(*divmod(drive.index, 256))
+        if drive.bridge is not None:  # virtio-blk at (the bridge's slot on the root bus, its slot on the bridge)
+            plug = BlockHotplug("vd", pci_path=(int(drive.bridge.path.split("/")[0], 16),
+                                                drive.bridge.slot_of(drive.id)))
+        else:  # scsi-hd at scsi-id/lun = divmod(index, 256)
+            plug = BlockHotplug("sd", scsi_address=divmod(drive.index, 256))
+        prefix = plug.guest_prefix
+        if plug.scsi_address:  # the agent scans the SCSI hosts for the id/lun (scsi_mod.scan=none)
+            scan = "0 {} {}".format(*plug.scsi_address)
             guest.host.run_test(f"for h in /sys/class/scsi_host/*; do echo '{scan}' > $h/scan; done")
         assert _wait(lambda: any(d.startswith(prefix) for d in _block_disks(guest) - before), timeout=30.0), \
             f"no new {prefix}* disk in the guest: {sorted(_block_disks(guest))}"
         (disk,) = sorted(d for d in _block_disks(guest) - before if d.startswith(prefix))
         sysfs = guest.host.check_output(f"readlink -f /sys/block/{disk}")
         driver = guest.host.check_output(f"basename $(readlink -f /sys/block/{disk}/device/driver)")
-        slot = next(s for s, owner in drive.bridge.devices.items() if owner == drive.id) if drive.bridge else 0
-        plug = BlockHotplug(prefix, scsi_address=None if drive.bridge else divmod(drive.index, 256),
-                            pci_path=(int(drive.bridge.path.split("/")[0], 16), slot) if drive.bridge else None)
         mismatch = hotplugged_disk_mismatch(plug, disk, sysfs, driver)
         assert not mismatch, mismatch
         assert int(guest.host.check_output(f"cat /sys/block/{disk}/size")) * 512 == HOTPLUG_DISK_BYTES

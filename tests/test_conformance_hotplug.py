@@ -108,3 +108,18 @@ def test_the_model_of_qemu_answers_as_qemu_does(tmp_path: Path) -> None:
         entry["props"] = {k: v for k, v in entry["props"].items() if k in ("socket-id", "core-id", "thread-id")}
         entry["type"] = re.sub(r"^.*-x86_64-cpu$", "x86_64-cpu", entry["type"])
     assert mine == strip
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda p: p.mkdir(), "cannot read op script: a directory, not a regular file"),
+    (lambda p: p.write_bytes(b"cpu \xff\n"), "cannot read op script"),
+    (lambda p: p.write_bytes(b"cpu 1\n" * 200_000), "cannot read op script: larger than"),
+    (lambda p: None, "cannot read op script: No such file"),
+])
+def test_bad_op_files_are_one_line(tmp_path: Path, make, message: str) -> None:
+    vector = next(v for v in discover(DATA, "kata-4.1.0-hotplug") if v.name == "cpu_add")
+    script = tmp_path / "ops"
+    make(script)
+    run = subprocess.run([sys.executable, "-m", "katatest", "hotplug", str(vector.toml), *vector.flags,
+                          "--kata-version", "4.1.0", "--ops", str(script)], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 2 and len(run.stderr.splitlines()) == 1 and message in run.stderr, run.stderr

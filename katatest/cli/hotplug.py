@@ -6,24 +6,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from katatest.cli.facts import config_facts
 from katatest.cli.kata_version import add_kata_version_flag
 from katatest.errors import KatatestError
 from katatest.host.flags import add_fact_flags
 
-MAX_FILE = 1 << 20
-
 
 def _read(path: str, what: str) -> str:
-    p = Path(path)
-    if not p.is_file() or p.stat().st_size > MAX_FILE:
-        raise KatatestError(f"{what} {path}: not a regular file of at most 1 MiB")
+    """An op script or replies file: a regular file of at most 1 MiB (``read_config``), as UTF-8."""
+    from katatest.kata.tomlconf import read_config
+
     try:
-        return p.read_text()
-    except (OSError, UnicodeDecodeError) as err:
-        raise KatatestError(f"{what} {path}: {err}") from None
+        return read_config(path, what=what).decode()
+    except UnicodeDecodeError as err:
+        raise KatatestError(f"{path}: cannot read {what}: {err}") from None
 
 
 def cmd_hotplug(args: argparse.Namespace) -> int:
@@ -48,9 +45,9 @@ def cmd_hotplug(args: argparse.Namespace) -> int:
     if rendered.hypervisor != "qemu":
         raise KatatestError(f"{args.config}: hotplug models QEMU sandboxes only, not {rendered.hypervisor}")
     cfg = load_kata_config(doc, facts, args.config, release)
-    ops = parse_ops(_read(args.ops, "--ops"), args.ops)
+    ops = parse_ops(_read(args.ops, "op script"), args.ops)
     argv = rendered.argv_values()
-    peer = Replies(_read(args.replies, "--replies"), args.replies) if args.replies else ModelQemu(argv, facts.arch)
+    peer = Replies(_read(args.replies, "replies"), args.replies) if args.replies else ModelQemu(argv, facts.arch)
     model = KataHotplug(cfg, argv, release, facts.arch, facts.sandbox_id, args.workdir or workdir_for(args.ops), peer)
     sections = model.run(ops)
     if args.format == "json":

@@ -41,8 +41,9 @@ def _kind(mode: int) -> str:
     return "a special file"
 
 
-def read_config(path: str | Path, limit: int = MAX_CONFIG_BYTES) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes; anything else is a ConfigError naming it.
+def read_config(path: str | Path, limit: int = MAX_CONFIG_BYTES, what: str = "configuration") -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; anything else is a ConfigError naming it (and
+    ``what`` it should have been).
 
     Opened non-blocking (a FIFO must not hang the open) and checked with fstat before reading; at most
     ``limit + 1`` bytes are read, so a file that grows meanwhile is caught as well."""
@@ -51,14 +52,14 @@ def read_config(path: str | Path, limit: int = MAX_CONFIG_BYTES) -> bytes:
     try:
         fd = os.open(path, flags)
     except OSError as err:
-        raise ConfigError("", f"cannot read configuration: {err.strerror or err}", source) from None
+        raise ConfigError("", f"cannot read {what}: {err.strerror or err}", source) from None
     except ValueError as err:  # e.g. an embedded NUL byte in the path
-        raise ConfigError("", f"cannot read configuration: {err}", source) from None
+        raise ConfigError("", f"cannot read {what}: {err}", source) from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise ConfigError("", f"cannot read configuration: {_kind(info.st_mode)}, not a regular file", source)
-        too_big = f"cannot read configuration: larger than {limit} bytes (not a Kata configuration)"
+            raise ConfigError("", f"cannot read {what}: {_kind(info.st_mode)}, not a regular file", source)
+        too_big = f"cannot read {what}: larger than {limit} bytes"
         if info.st_size > limit:
             raise ConfigError("", too_big, source)
         chunks, size = [], 0
@@ -72,7 +73,7 @@ def read_config(path: str | Path, limit: int = MAX_CONFIG_BYTES) -> bytes:
             raise ConfigError("", too_big, source)
         return b"".join(chunks)
     except OSError as err:
-        raise ConfigError("", f"cannot read configuration: {err.strerror or err}", source) from None
+        raise ConfigError("", f"cannot read {what}: {err.strerror or err}", source) from None
     finally:
         os.close(fd)
 

@@ -54,7 +54,7 @@ class Qmp:
                 async for message in listener:
                     if all(message.get("data", {}).get(k) == v for k, v in data.items()):
                         return result
-            return result
+            raise LaunchError(f"QMP closed while waiting for {event} {data}")
 
         async def bounded() -> Any:
             return await asyncio.wait_for(run(), timeout)

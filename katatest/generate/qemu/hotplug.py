@@ -17,7 +17,7 @@ import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from katatest.errors import KatatestError
 from katatest.generate.options import option_values, props
@@ -178,6 +178,13 @@ class ModelQemu:
         return {"return": {}}
 
 
+class Peer(Protocol):
+    """QEMU's side of the QMP connection: recorded ``Replies``, ``ModelQemu``, or a running QEMU
+    (``katatest.launch.qmp.QmpPeer``)."""
+
+    def answer(self, line: str) -> dict: ...
+
+
 @dataclass
 class Bridge:
     """A PCI bridge of the argv and the slots Kata hot-plugged onto it (types.Bridge)."""
@@ -192,12 +199,15 @@ class Bridge:
             self.devices[slot] = device
         return slot
 
+    def slot_of(self, device: str) -> int | None:
+        """The slot ``device`` holds on this bridge (None: not on it)."""
+        return next((slot for slot, owner in self.devices.items() if owner == device), None)
+
     def remove(self, device: str) -> bool:
-        for slot, owner in list(self.devices.items()):
-            if owner == device:
-                del self.devices[slot]
-                return True
-        return False
+        slot = self.slot_of(device)
+        if slot is not None:
+            del self.devices[slot]
+        return slot is not None
 
 
 def bridges_of(argv: list[str]) -> list[Bridge]:
@@ -241,7 +251,7 @@ class KataHotplug:
     """Kata's hypervisor state across ops, and the QMP commands each op sends."""
 
     def __init__(self, cfg: KataConfig, argv: list[str], release: Release, arch: str, sandbox_id: str,
-                 workdir: str, peer: Replies | ModelQemu) -> None:
+                 workdir: str, peer: Peer) -> None:
         self.hv = cfg.hypervisor
         self.argv = argv
         self.release = release
@@ -548,9 +558,8 @@ class KataHotplug:
         self.nics[name] = (uuid, netdev, bridge)
 
     def _del_net(self, name: str) -> None:
-        if name not in self.nics:
-            if self.qmp_setup():
-                return  # never plugged (its add failed): removeDeviceFromBridge fails, nothing else is sent
+        if name not in self.nics:  # never plugged (its add failed): removeDeviceFromBridge fails after qmpSetup
+            self.qmp_setup()
             return
         uuid, netdev, bridge = self.nics[name]
         if not self.qmp_setup():
