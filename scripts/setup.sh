@@ -7,7 +7,7 @@ APT_PACKAGES=(
   qemu-system-x86 qemu-system-arm qemu-efi-aarch64 qemu-utils
   busybox-static linux-source-6.1 gcc-aarch64-linux-gnu
   build-essential flex bison bc libelf-dev libssl-dev cpio xz-utils
-  e2fsprogs fdisk util-linux procps qemu-system-common chromium iproute2
+  e2fsprogs fdisk util-linux mount procps qemu-system-common chromium iproute2  # mount: losetup (block hot-plug)
   mmdebstrap  # the private Debian roots of the QEMU 10.0/11.1 and Rust virtiofsd builds (katatest assets build --qemu)
 )
 
