@@ -16,7 +16,7 @@ import pytest
 
 from katatest.conformance.vectors import Vector
 from katatest.generate.render import render_doc, render_file
-from katatest.guest import boot
+from katatest.guest import boot, hotplug_host
 from katatest.guest import network as guest_network
 from katatest.guest.boot import CannotBoot, VmmMissing, check_bootable, plan_for_host
 from katatest.guest.skip_reasons import SKIP_REASONS_FILE, check_reason, skip_reasons
@@ -208,3 +208,48 @@ def test_hidden_qemu_fails_the_run(tmp_path: Path) -> None:
     cell = json.loads((reports / "summary.json").read_text())["cells"][0]
     assert (cell["name"], cell["outcome"], cell["boot"]) == ("amd64-nvdimm-virtiofs-scsi", "error", "error")
     assert Path("/usr/bin/qemu-system-x86_64").stat().st_size > 0  # hidden in the namespace only
+
+
+# --- the hot-plug checks' host side (katatest/guest/hotplug_host.py) ---------------------------------------
+
+def test_needs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hotplug_host.os, "geteuid", lambda: 1000)
+    with pytest.raises(hotplug_host.CannotHotplug) as why, hotplug_host.loop_disk(tmp_path, 1 << 20):
+        pass
+    assert why.value.kind == "needs-root" and "[needs-root]" in str(why.value)
+    assert not list(tmp_path.iterdir())
+
+
+def test_no_loop_device(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """losetup failing (no loop driver, every device taken) is the named reason, with losetup's own words."""
+    monkeypatch.setattr(hotplug_host.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(hotplug_host, "LOSETUP", ("sh", "-c", "echo 'losetup: cannot find an unused loop device' >&2; "
+                                                  "exit 1", "losetup"))
+    with pytest.raises(hotplug_host.CannotHotplug) as why, hotplug_host.loop_disk(tmp_path, 1 << 20):
+        pass
+    assert why.value.kind == "no-loop-device" and "unused loop device" in why.value.reason
+
+
+def test_no_vhost_net(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A config that wants vhost on a host without /dev/vhost-net is the named reason; without vhost it is not
+    asked for (the NIC is then built, as far as this host allows)."""
+    monkeypatch.setattr(hotplug_host.network, "unavailable_reason", lambda: None)
+    monkeypatch.setattr(hotplug_host.network, "VHOST_NET", "/nonexistent/vhost-net")
+    with pytest.raises(hotplug_host.CannotHotplug) as why, hotplug_host.hotplug_nic("02:00:00:00:01:01", 1, True):
+        pass
+    assert why.value.kind == "no-vhost-net" and "/nonexistent/vhost-net" in why.value.reason
+    monkeypatch.setattr(hotplug_host.network, "unavailable_reason", lambda: "/dev/net/tun is absent")
+    with pytest.raises(hotplug_host.CannotHotplug) as why, hotplug_host.hotplug_nic("02:00:00:00:01:01", 1, False):
+        pass
+    assert why.value.kind == "network-privileges"
+
+
+def test_tcg_cpu_unplug_event() -> None:
+    """The missing DEVICE_DELETED after a completed vCPU unplug is the named finding under TCG only; under KVM
+    it is a failure (None), and a device_del that never completed is no finding at all."""
+    done = [('{"execute":"device_del"}', 'device_del {"id": "cpu-0"}: done, but no DEVICE_DELETED {"device": '
+                                         '"cpu-0"} within 1.0 s of it')]
+    finding = hotplug_host.unplug_event_finding("tcg", done)
+    assert finding is not None and finding.kind == "tcg-cpu-unplug-event"
+    assert hotplug_host.unplug_event_finding("kvm", done) is None
+    assert hotplug_host.unplug_event_finding("tcg", [("x", "no DEVICE_DELETED for cpu-0 within 30 s")]) is None

@@ -11,7 +11,7 @@ from typing import Any
 from katatest.report.outcomes import CELL_OUTCOMES, GENERATION_ONLY, OUTCOMES, PARTIAL, PASSED, SKIPPED, worst
 
 FORMAT = 2  # 2: cells say whether their guest booted (boot, boot_skip_reason, boots); "generation-only"
-GROUP_ORDER = ("generation", "cmdline", "devices", "rootfs", "shared_fs", "topology", "qmp")
+GROUP_ORDER = ("generation", "cmdline", "devices", "rootfs", "shared_fs", "topology", "qmp", "network", "hotplug")
 """Check groups in suite order; groups not listed follow alphabetically."""
 
 
