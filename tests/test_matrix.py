@@ -41,6 +41,8 @@ def test_full_matrix_is_every_cell_for_every_release_that_models_it():
     expected = {name if vmm != "qemu" or b == default_builds(r)[0] else f"{name}~qemu{b}"
                 for name, r, vmm in on_releases for b in names("qemu")}
     assert {c.name for c in MATRIX.named("full")} == expected
+    names = [c.name for c in MATRIX.named("full")]
+    assert len(names) == len(set(names)), "a cell selected twice runs twice"
     assert "clh-default@4.1.0" not in expected and "clh-default~qemu11.1" not in expected
     assert {"amd64-initrd-9p-blk@4.1.0", "amd64-net-tcfilter@4.1.0", "amd64-initrd-9p-blk@4.1.0~qemu7.2",
             "amd64-initrd-9p-blk~qemu11.1"} <= expected

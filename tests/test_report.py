@@ -226,13 +226,15 @@ def test_html_shows_generation_only_with_the_reason(tmp_path):
     page = html.write(s, tmp_path / "matrix.html", tmp_path).read_text()
     rows = _rows(page)
     sev = rows["amd64-sev"]
-    assert 'class="overall outcome-generation-only" data-boot="skipped"' in sev
-    assert "gen-only<small>" in sev and "not booted: cannot boot here: no SEV hardware" in sev  # visible
+    assert 'class="outcome outcome-generation-only" data-boot="skipped">gen-only</td>' in sev
+    assert '<td class="why" title="not booted: cannot boot here: no SEV hardware' in sev  # visible, written once
+    assert sev.count("no SEV hardware") == 2  # the why cell's text and its title, not once per group
     assert 'data-boot="booted"' in rows["amd64-booted"] and "outcome-passed" in rows["amd64-booted"]
     assert re.search(r'id="booted">booted <b>1</b> \(1 passed\)', page)
     assert re.search(r'id="not-booted">not booted <b>2</b>', page)
     assert "cells <b>3</b> (1 failed, 1 passed, 1 generation-only)" in page
-    assert 'class="outcome-generation-only">gen-only = generation-only' in page  # legend
+    assert '<span class="outcome-generation-only" title="generation-only">gen-only</span>' in page  # legend
+    assert list(rows) == ["amd64-tdx", "amd64-sev", "amd64-booted"]  # failing, then findings, then passed
 
 
 def test_generation_only_survives_save_load_and_merge(tmp_path):
@@ -251,7 +253,8 @@ def test_generation_only_survives_save_load_and_merge(tmp_path):
 
 
 def _rows(page: str) -> dict[str, str]:
-    return dict(re.findall(r'<tr class="cell-row [^"]*" id="[^"]*" data-cell="([^"]+)">(.*?)</tr>', page, re.S))
+    """Each matrix row's HTML by cell, in page order."""
+    return dict(re.findall(r'<tr class="cell-row [^"]*" id="[^"]*" data-cell="([^"]+)"[^>]*>(.*?)</tr>', page, re.S))
 
 
 def test_html_matrix(tmp_path):
@@ -263,19 +266,33 @@ def test_html_matrix(tmp_path):
     rows = _rows(page)
     assert set(rows) == set(DIMS)
     arm = rows["arm64-initrd"]
-    assert 'class="group outcome-failed" data-group="cmdline" title="cmdline: 1 failed, 1 passed' in arm
-    assert "FAIL<small>AssertionError: console=ttyAMA0 missing</small>" in arm  # visible, not only a tooltip
-    assert 'href="cells/arm64-initrd/argv.txt"' in arm and "gone.log" not in arm  # only existing files
-    assert 'data-group="qmp" title="not run">' in arm
+    assert list(rows)[2:] == ["amd64-nvdimm-virtiofs-scsi"]  # failing (and erroring) rows first
+    # the failed group's square: its counts on hover, a link to the failing test's output
+    assert ('data-group="cmdline" data-outcome="failed"><a class="outcome-failed" href="#problem-0" '
+            'title="cmdline: 1 failed, 1 passed\nAssertionError: console=ttyAMA0 missing">') in arm
+    assert re.search(r'<tr class="test outcome-failed" id="problem-0"><td>arm64-initrd</td><td>cmdline</td>'
+                     r'.*console=ttyAMA0 missing</td></tr>', page)
+    assert ('class="outcome outcome-failed" data-boot="">FAIL</td>\n<td class="why" title="cmdline: AssertionError: '
+            'console=ttyAMA0 missing">cmdline: AssertionError: console=ttyAMA0 missing</td>') in arm  # visible once
+    assert 'data-group="qmp" data-outcome="none"><span class="outcome-none" title="qmp: not run">' in arm
+    assert 'href="cells/arm64-initrd/index.html"' in arm and ">files</a>" in arm  # one link: the listing
+    listing = (tmp_path / "cells" / "arm64-initrd" / "index.html").read_text()
+    assert '<a href="argv.txt">argv.txt</a>' in listing and "gone.log" not in listing  # only existing files
+    assert 'href="../../matrix.html"' in listing
     sev = rows["amd64-sev"]
-    assert 'class="group outcome-skipped" data-group="devices" title="devices: 1 skipped\nno SEV"' in sev
-    assert "skip<small>no SEV</small>" in sev and 'class="overall outcome-error"' in sev
-    for dim in ("amd64", "sev", "initrd", "none", "virtio-scsi", "default"):
-        assert f">{dim}</td>" in sev
+    assert ('data-group="devices" data-outcome="skipped"><span class="outcome-skipped" '
+            'title="devices: 1 skipped\nno SEV">') in sev
+    assert 'class="outcome outcome-error"' in sev and "qmp: setup: QEMU exited: sev-guest unsupported" in sev
+    for dim in ("amd64", "sev", "initrd", "scsi"):
+        assert f'">{dim}</span>' in sev
+    assert 'title="arch=amd64, block_driver=virtio-scsi, protection=sev, rootfs=initrd, shared_fs=none' in sev
+    assert 'data-cell="amd64-sev" data-release="" data-qemu="" data-arch="amd64"' in page
+    assert '<select data-filter="arch"><option value="">all</option>' in page
+    assert "<option>amd64</option><option>arm64</option>" in page
     assert 'id="accel"' in page and "TCG \u2014 no /dev/kvm" in page and "accel-tcg" in page
     assert "wall time <b>61.5 s</b>" in page and "cells <b>3</b>" in page
     assert 'id="other"' in page and "tests/test_x.py::test_plain" in page
-    assert "<script" not in page and not re.search(r'(src|href)="(https?:)?//', page)
+    assert "<script src" not in page and not re.search(r'(src|href)="(https?:)?//', page)  # self-contained
 
 
 def test_html_escapes_and_links_relative_to_the_page(tmp_path):
@@ -283,7 +300,7 @@ def test_html_escapes_and_links_relative_to_the_page(tmp_path):
     s = build_summary(t, {}, {"c&d": ["argv.txt"]})
     page = html.render(s, "../reports/")
     assert "expected &lt;argv&gt; &amp; got" in page and "<argv>" not in page
-    assert 'href="../reports/cells/c%26d/argv.txt"' in page
+    assert 'href="../reports/cells/c%26d/index.html"' in page
 
 
 def test_html_without_cells():
@@ -335,7 +352,8 @@ def test_merge_cli_writes_summary_html_and_artifacts(tmp_path, capsys):
     merged = load(out / "summary.json")
     assert len(merged.cells) == 3 and (out / "cells" / "arm64-initrd" / "argv.txt").is_file()
     page = (out / "matrix.html").read_text()
-    assert set(_rows(page)) == set(DIMS) and 'href="cells/arm64-initrd/argv.txt"' in page
+    assert set(_rows(page)) == set(DIMS) and 'href="cells/arm64-initrd/index.html"' in page
+    assert '<a href="argv.txt">argv.txt</a>' in (out / "cells" / "arm64-initrd" / "index.html").read_text()
     assert main(["report", "merge", str(tmp_path / "dup"), dirs[0], dirs[0]]) == 2
     assert "is in two shards" in capsys.readouterr().err
 
@@ -349,7 +367,7 @@ def test_html_cli(tmp_path):
     assert main(["report", "html", str(reports / "summary.json")]) == 0
     assert (reports / "matrix.html").is_file()
     assert main(["report", "html", str(reports / "summary.json"), "-o", str(tmp_path / "pub" / "m.html")]) == 0
-    assert 'href="../reports/cells/arm64-initrd/argv.txt"' in (tmp_path / "pub" / "m.html").read_text()
+    assert 'href="../reports/cells/arm64-initrd/index.html"' in (tmp_path / "pub" / "m.html").read_text()
     assert main(["report", "html", str(tmp_path / "missing.json")]) == 2
 
 
@@ -438,10 +456,11 @@ def test_plugin_end_to_end_under_xdist(tmp_path, isolated_env):
     page = (tmp_path / "out" / "matrix.html").read_text()
     rows = _rows(page)
     assert set(rows) == set(DIMS)
-    assert 'class="group outcome-failed" data-group="cmdline"' in rows["arm64-initrd"]
-    assert 'class="group outcome-error" data-group="qmp"' in rows["amd64-sev"]
-    assert 'class="group outcome-skipped" data-group="devices"' in rows["amd64-sev"]
-    assert 'href="cells/arm64-initrd/console.log"' in rows["arm64-initrd"] and "accel-tcg" in page
+    assert 'data-group="cmdline" data-outcome="failed"' in rows["arm64-initrd"]
+    assert 'data-group="qmp" data-outcome="error"' in rows["amd64-sev"]
+    assert 'data-group="devices" data-outcome="skipped"' in rows["amd64-sev"]
+    assert 'href="cells/arm64-initrd/index.html"' in rows["arm64-initrd"] and "accel-tcg" in page
+    assert 'href="console.log"' in (tmp_path / "out" / "cells" / "arm64-initrd" / "index.html").read_text()
 
     # JUnit (pytest's own, xunit2 by default) carries the cell and group as testcase properties.
     case = next(c for c in ET.parse(tmp_path / "out" / "junit.xml").iter("testcase")

@@ -87,7 +87,9 @@ class Matrix:
                 hits = self._retargeted(hits, release_pattern, f"matrices.{name}")
             if build_pattern:
                 hits = on_builds(hits, build_pattern, f"matrices.{name}", self.source)
-            selected += [c for c in hits if c not in selected]
+            for cell in hits:  # once each (a cell without QEMU builds comes back once per build)
+                if cell.name not in {c.name for c in selected}:
+                    selected.append(cell)
         return selected
 
     def _retargeted(self, cells: list[Cell], release_pattern: str, key: str) -> list[Cell]:

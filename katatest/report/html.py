@@ -1,228 +1,211 @@
-"""matrix.html: a self-contained static page (inline CSS, no JS): cells x check groups, colour-coded."""
+"""matrix.html: one dense row per cell (dimension tags, outcome and why written once, a coloured square per check
+group linking to its failing test, one link to the cell's artifact listing), worst rows first, filters by
+release, QEMU build and arch. Rendered from ``templates/`` with Jinja2 (autoescaping); the view model is built
+here."""
 
 from __future__ import annotations
 
 import os
-from html import escape
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from katatest.report.outcomes import CELL_OUTCOMES, GENERATION_ONLY, OUTCOMES, PARTIAL
-from katatest.report.summary import CellResult, GroupResult, Summary, TestResult
+from jinja2 import Environment, PackageLoader, select_autoescape
 
-DIMS = (("release", "Kata"), ("qemu", "QEMU"), ("hypervisor", "VMM"), ("arch", "arch"), ("protection", "protection"),
-        ("rootfs", "rootfs"), ("shared_fs", "shared fs"), ("block_driver", "block driver"), ("variant", "variant"),
-        ("network", "network"))
-SHORT = 60
+from katatest.report.outcomes import CELL_OUTCOMES, ERROR, FAILED, GENERATION_ONLY, OUTCOMES, PARTIAL, SKIPPED
+from katatest.report.summary import CellResult, Summary, TestResult
+
 LABEL = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "skipped": "skip", GENERATION_ONLY: "gen-only",
          PARTIAL: "partial"}
+RANK = {FAILED: 0, ERROR: 0, PARTIAL: 1, GENERATION_ONLY: 2, SKIPPED: 2}
+"""Row order: failing and partial first, then findings (cells that could not boot here), then passed."""
+TAG_DIMS = ("release", "qemu", "arch", "hypervisor", "protection", "rootfs", "shared_fs", "block_driver", "network")
+SHORT = {"image-nvdimm": "nvdimm", "image-blk": "img-blk", "virtio-fs": "virtiofs", "virtio-9p": "9p",
+         "virtio-scsi": "scsi", "virtio-blk": "blk", "none": ""}
+FILTERS = (("release", "Kata"), ("qemu", "QEMU"), ("arch", "arch"))
+WIDTHS = {"name": 300, "tags": 300, "square": 24}
+ABBR = {"generation": "gen", "cmdline": "cmd", "devices": "dev", "rootfs": "root", "shared_fs": "fs",
+        "topology": "topo", "qmp": "qmp", "network": "net", "hotplug": "hot"}
 
-CSS = """
-body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em;color:#1f2328;background:#fff}
-h1{font-size:1.5em;margin:0 0 .3em}h2{font-size:1.15em;margin:1.4em 0 .4em}
-.totals{display:flex;flex-wrap:wrap;gap:.4em 1.6em;list-style:none;padding:0;margin:.4em 0}
-.totals b{font-variant-numeric:tabular-nums}.args,.muted{color:#57606a;font-size:.9em}
-code{font:12px ui-monospace,"DejaVu Sans Mono",monospace}
-.verdict{display:inline-block;padding:.35em .8em;border-radius:6px;font-weight:600;margin:.3em 0}
-.accel-kvm{background:#d7f0d9;color:#14532d}.accel-tcg{background:#fff1c2;color:#6b4d00}
-.accel-other{background:#eef1f4}
-.warn{background:#fff1c2;padding:.4em .8em;border-radius:6px}
-table{border-collapse:collapse;margin:.4em 0}th,td{border:1px solid #d0d7de;padding:.3em .5em;
-vertical-align:top;text-align:left}thead th{background:#f6f8fa;position:sticky;top:0}
-.cell-name{white-space:nowrap;font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:13px}
-.dim{color:#424a53;max-width:14em;overflow-wrap:break-word}
-.group,.overall{min-width:4.5em;max-width:12em}.group small,.overall small{display:block;font-size:11px;
-overflow-wrap:anywhere}
-.outcome-passed{background:#d7f0d9;color:#14532d}.outcome-failed{background:#f8cfcf;color:#7f1d1d}
-.outcome-error{background:#ffdcb8;color:#7c2d12}.outcome-skipped{background:#ececec;color:#4b5563}
-.outcome-generation-only{background:#dbeafe;color:#1e3a8a}
-.outcome-partial{background:#fef3c7;color:#92400e}
-.outcome-none{background:#fff;color:#9ca3af;text-align:center}
-.row-passed .cell-name{border-left:5px solid #2e7d32}.row-failed .cell-name{border-left:5px solid #c62828}
-.row-error .cell-name{border-left:5px solid #e07b00}.row-skipped .cell-name{border-left:5px solid #9ca3af}
-.row-generation-only .cell-name{border-left:5px solid #3b82f6}
-.artifacts{min-width:26em}.artifacts a{display:inline-block;margin:0 .5em .1em 0;font-size:12px}
-.legend span{display:inline-block;padding:.1em .6em;margin-right:.4em;border-radius:4px}
-dl.env{display:grid;grid-template-columns:max-content auto;gap:.15em 1em;margin:.3em 0}
-dl.env dt{font-weight:600}dl.env dd{margin:0}dl.env dl.env{margin:0}
-"""
+_ENV = Environment(loader=PackageLoader("katatest.report", "templates"), autoescape=select_autoescape(["j2"]),
+                   trim_blocks=False, keep_trailing_newline=True)
 
 
-def _short(text: str, limit: int = SHORT) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"
+@dataclass(frozen=True)
+class Square:
+    """One check group of one row: its outcome, its counts (hover) and where its failing test is."""
+
+    group: str
+    outcome: str
+    title: str
+    href: str = ""
+
+
+@dataclass
+class Row:
+    """One cell of the matrix as the page shows it."""
+
+    name: str
+    outcome: str
+    label: str
+    why: str
+    boot: str
+    duration: str
+    tags: list[dict[str, str]] = field(default_factory=list)
+    dims_title: str = ""
+    variant: str = ""
+    filter_values: dict[str, str] = field(default_factory=dict)
+    squares: list[Square] = field(default_factory=list)
+    files_href: str = ""
+    files_count: int = 0
 
 
 def _count_text(counts: dict[str, int], kinds: tuple[str, ...] = OUTCOMES) -> str:
-    parts = [f"{counts[o]} {o}" for o in kinds if counts.get(o)]
-    return ", ".join(parts) or "no tests"
+    return ", ".join(f"{counts[o]} {o}" for o in kinds if counts.get(o)) or "no tests"
 
 
-def _group_td(name: str, result: GroupResult | None) -> str:
-    if result is None:
-        return f'<td class="group outcome-none" data-group="{escape(name)}" title="not run">\u2014</td>'
-    counts = _count_text(result.counts)
-    title = f"{name}: {counts}" + (f"\n{result.message}" if result.message else "")
-    total = result.counts.get("total", 0)
-    if result.outcome == "passed":
-        detail = f"{result.counts.get('passed', 0)}/{total}"
-    else:
-        detail = _short(result.message) if result.message else counts
-    return (f'<td class="group outcome-{result.outcome}" data-group="{escape(name)}" title="{escape(title)}">'
-            f"{LABEL.get(result.outcome, result.outcome)}<small>{escape(detail)}</small></td>")
+def _tag(dim: str, value: Any) -> str:
+    text = "" if value in (None, "", False) else str(value)
+    if dim == "hypervisor" and text == "qemu":
+        return ""
+    if dim == "network":
+        return "net" if text and text not in ("none", "[]") else ""
+    return SHORT.get(text, text)
 
 
-def _artifact_links(cell: CellResult, link_base: str, cells_root: Path | None) -> str:
-    names = [a for a in cell.artifacts if cells_root is None or (cells_root / cell.name / a).is_file()]
-    prefix = f"{link_base}cells/{quote(cell.name)}/"
-    return " ".join(f'<a href="{escape(prefix + quote(a))}">{escape(a)}</a>' for a in names)
+def _why(cell: CellResult) -> str:
+    """The cell's outcome explained once: what failed, why it did not boot, which groups did not run."""
+    bad = [f"{g}: {r.message}" for g, r in cell.groups.items() if r.outcome in (FAILED, ERROR) and r.message]
+    if bad:
+        return "; ".join(bad)
+    if cell.boot_skip_reason:
+        return f"not booted: {cell.boot_skip_reason}"
+    if cell.partial_groups:
+        return "did not run: " + "; ".join(f"{g} ({cell.groups[g].message})" for g in cell.partial_groups)
+    if cell.boots > 1:
+        return f"booted {cell.boots}\u00d7 (once per worker)"
+    return ""
 
 
-def _extra_dims(cell: CellResult) -> str:
-    known = {k for k, _ in DIMS}
-    return ", ".join(f"{k}={v}" for k, v in sorted(cell.dims.items()) if k not in known)
+def _squares(cell: CellResult, groups: list[str], anchors: dict[tuple[str, str], str]) -> list[Square]:
+    out = []
+    for name in groups:
+        result = cell.groups.get(name)
+        if result is None:
+            out.append(Square(name, "none", f"{name}: not run"))
+            continue
+        said = result.message and result.message != cell.boot_skip_reason  # the reason is written once, in "why"
+        title = f"{name}: {_count_text(result.counts)}" + (f"\n{result.message}" if said else "")
+        out.append(Square(name, result.outcome, title, anchors.get((cell.name, name), "")))
+    return out
 
 
-def _row(cell: CellResult, groups: list[str], extra: bool, link_base: str, cells_root: Path | None) -> str:
-    dims = "".join(f'<td class="dim" data-dim="{k}">{escape(str(cell.dims.get(k, "")))}</td>' for k, _ in DIMS)
-    if extra:
-        dims += f'<td class="dim">{escape(_extra_dims(cell))}</td>'
-    bad = [f"{g}: {r.message}" for g, r in cell.groups.items() if r.outcome in ("failed", "error") and r.message]
-    not_booted = f"not booted: {cell.boot_skip_reason}" if cell.boot_skip_reason else ""
-    not_run = "did not run: " + "; ".join(f"{g} ({cell.groups[g].message})" for g in cell.partial_groups)
-    not_run = not_run if cell.partial_groups else ""
-    overall_title = "; ".join(bad + [why for why in (not_booted, not_run) if why]) or cell.outcome
-    detail = f"{cell.duration_s:.1f} s"
-    if not_run:
-        detail += f" \u2014 {_short(not_run, 2 * SHORT)}"
-    elif not_booted:
-        detail += f" \u2014 {_short(not_booted, 2 * SHORT)}"
-    elif cell.boots > 1:
-        detail += f" \u2014 booted {cell.boots}\u00d7 (once per worker)"
-    overall = (f'<td class="overall outcome-{cell.outcome}" data-boot="{escape(cell.boot)}" '
-               f'title="{escape(overall_title)}">{LABEL.get(cell.outcome, cell.outcome)}'
-               f"<small>{escape(detail)}</small></td>")
-    cells = "".join(_group_td(g, cell.groups.get(g)) for g in groups)
-    return (f'<tr class="cell-row row-{cell.outcome}" id="cell-{escape(cell.name)}" '
-            f'data-cell="{escape(cell.name)}"><th class="cell-name" scope="row">{escape(cell.name)}</th>'
-            f'{dims}{overall}{cells}<td class="artifacts">{_artifact_links(cell, link_base, cells_root)}</td></tr>')
+def _rows(summary: Summary, anchors: dict[tuple[str, str], str], link_base: str,
+          cells_root: Path | None) -> list[Row]:
+    rows = []
+    for cell in sorted(summary.cells, key=lambda c: (RANK.get(c.outcome, 3), c.name)):
+        tags = [{"dim": d, "value": v} for d in TAG_DIMS if (v := _tag(d, cell.dims.get(d)))
+                and not (d == "qemu" and cell.dims.get("hypervisor", "qemu") != "qemu")]
+        files = [a for a in cell.artifacts if cells_root is None or (cells_root / cell.name / a).is_file()]
+        rows.append(Row(
+            cell.name, cell.outcome, LABEL.get(cell.outcome, cell.outcome), _why(cell), cell.boot,
+            f"{cell.duration_s:.1f} s", tags,
+            ", ".join(f"{k}={v}" for k, v in sorted(cell.dims.items())), str(cell.dims.get("variant") or ""),
+            {d: str(cell.dims.get(d, "")) for d, _ in FILTERS}, _squares(cell, summary.groups, anchors),
+            f"{link_base}cells/{quote(cell.name)}/index.html" if files else "", len(files)))
+    return rows
 
 
-def _matrix(summary: Summary, link_base: str, cells_root: Path | None) -> str:
-    if not summary.cells:
-        return '<p class="muted" id="no-cells">No matrix cells in this run.</p>'
-    extra = any(_extra_dims(c) for c in summary.cells)
-    head = "".join(f"<th>{escape(label)}</th>" for _, label in DIMS) + ("<th>other dims</th>" if extra else "")
-    head += "<th>result</th>" + "".join(f'<th class="group-head">{escape(g)}</th>' for g in summary.groups)
-    rows = "\n".join(_row(c, summary.groups, extra, link_base, cells_root) for c in summary.cells)
-    return (f'<table id="matrix"><thead><tr><th>cell</th>{head}<th>artifacts</th></tr></thead>'
-            f"<tbody>\n{rows}\n</tbody></table>")
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, dict):
-        items = "".join(f"<dt>{escape(str(k))}</dt><dd>{_value(v)}</dd>" for k, v in value.items())
-        return f'<dl class="env">{items}</dl>'
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_value(v) for v in value)
-    return f"<code>{escape(str(value))}</code>"
-
-
-def _accel(environment: dict[str, Any]) -> str:
+def _accel(environment: dict[str, Any]) -> dict[str, str] | None:
     accel = environment.get("accel")
     if accel is None:
-        return ""
+        return None
     if isinstance(accel, dict):
         verdict = str(accel.get("verdict") or accel.get("accel") or accel.get("name") or "?")
         reason = str(accel.get("reason") or "")
     else:
         verdict, reason = str(accel), ""
     kind = next((k for k in ("kvm", "tcg") if k in verdict.lower()), "other")
-    text = f"Acceleration: {verdict.upper()}" + (f" \u2014 {reason}" if reason else "")
-    return f'<p class="verdict accel-{kind}" id="accel">{escape(text)}</p>'
+    return {"kind": kind, "verdict": verdict.upper(), "reason": reason}
 
 
-def _totals(summary: Summary) -> str:
+def _totals(summary: Summary) -> list[dict[str, Any]]:
     cells = summary.totals.get("cells", {})
     tests = summary.totals.get("tests", {})
-    items = [f"cells <b>{cells.get('total', 0)}</b> ({escape(_count_text(cells, CELL_OUTCOMES))})"]
+    items: list[dict[str, Any]] = [{"label": "cells", "value": cells.get("total", 0),
+                                    "detail": _count_text(cells, CELL_OUTCOMES)}]
     if any(c.boot for c in summary.cells):
         booted = summary.totals.get("booted", {})
-        not_booted = sum(1 for c in summary.cells if not c.booted)
-        items += [f'<span id="booted">booted <b>{booted.get("total", 0)}</b> '
-                  f"({escape(_count_text(booted))})</span>",
-                  f'<span id="not-booted">not booted <b>{not_booted}</b></span>']
-    items += [f"tests <b>{tests.get('total', 0)}</b> ({escape(_count_text(tests))})",
-             f"wall time <b>{summary.wall_time_s:.1f} s</b>"]
+        items += [{"id": "booted", "label": "booted", "value": booted.get("total", 0), "detail": _count_text(booted)},
+                  {"id": "not-booted", "label": "not booted", "value": sum(1 for c in summary.cells if not c.booted)}]
+    items += [{"label": "tests", "value": tests.get("total", 0), "detail": _count_text(tests)},
+              {"label": "wall time", "value": f"{summary.wall_time_s:.1f} s"}]
     if summary.started:
-        items.append(f"started {escape(summary.started)}")
+        items.append({"label": "started", "value": summary.started})
     if summary.exit_status is not None:
-        items.append(f"exit status <b>{summary.exit_status}</b>")
+        items.append({"label": "exit status", "value": summary.exit_status})
     if summary.shard:
-        items.append(f"shard {escape(summary.shard)}")
+        items.append({"label": "shard", "value": summary.shard})
     if summary.shards:
-        items.append(f"merged from {len(summary.shards)} shard(s)")
-    return '<ul class="totals" id="totals">' + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
+        items.append({"label": "merged from", "value": len(summary.shards), "detail": "shards"})
+    return items
 
 
-def _test_rows(tests: list[TestResult], with_cell: bool) -> str:
-    rows = []
-    for t in tests:
-        where = f"<td>{escape(t.cell or '')}</td><td>{escape(t.group or '')}</td>" if with_cell else ""
-        rows.append(f'<tr class="test outcome-{t.outcome}">{where}<td><code>{escape(t.nodeid)}</code></td>'
-                    f"<td>{t.outcome}</td><td>{t.duration_s:.2f} s</td><td>{escape(t.message)}</td></tr>")
-    head = "<th>cell</th><th>group</th>" if with_cell else ""
-    return (f"<table><thead><tr>{head}<th>test</th><th>outcome</th><th>duration</th><th>message</th></tr>"
-            f"</thead><tbody>{''.join(rows)}</tbody></table>")
-
-
-def _problems(summary: Summary) -> str:
-    bad = [t for t in summary.tests if t.cell is not None and t.outcome in ("failed", "error")]
-    if not bad:
-        return ""
-    return f'<section id="problems"><h2>Failures and errors ({len(bad)})</h2>{_test_rows(bad, True)}</section>'
-
-
-def _other(summary: Summary) -> str:
-    other = summary.other_tests
-    if not other:
-        return ""
-    counts = _count_text(summary.totals.get("other") or {})
-    is_open = " open" if any(t.outcome in ("failed", "error") for t in other) else ""
-    plural = "s" if len(other) != 1 else ""
-    return (f'<section id="other"><h2>Other tests</h2><details{is_open}><summary>{len(other)} test{plural} '
-            f"not in a matrix cell ({escape(counts)})</summary>{_test_rows(other, False)}</details></section>")
-
-
-def _legend() -> str:
-    spans = "".join(f'<span class="outcome-{o}">{LABEL[o]} = {o}</span>' for o in CELL_OUTCOMES)
-    return (f'<p class="legend muted">{spans}<span class="outcome-none">\u2014 = not run</span> '
-            "generation-only: the guest could not boot here (the row says why); only what Kata would launch "
-            "was checked</p>")
+def _test_view(test: TestResult, anchor: str = "") -> dict[str, str]:
+    return {"nodeid": test.nodeid, "outcome": test.outcome, "duration": f"{test.duration_s:.2f} s",
+            "message": test.message, "cell": test.cell or "", "group": test.group or "", "anchor": anchor}
 
 
 def render(summary: Summary, link_base: str = "", cells_root: Path | None = None) -> str:
     """The page. ``link_base``: URL prefix from the page to the reports dir holding ``cells/``;
     ``cells_root``: that ``cells/`` dir on disk, to link only artifacts that exist (None: trust the summary)."""
-    env = summary.environment
-    env_html = f'<section id="environment"><h2>Environment</h2>{_value(env)}</section>' if env else ""
-    warnings = "".join(f'<p class="warn">{escape(w)}</p>' for w in summary.warnings)
-    args = " ".join(summary.pytest_args)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>katatest conformance matrix</title><style>{CSS}</style></head>
-<body><header><h1>katatest conformance matrix</h1>{_accel(env)}{_totals(summary)}
-<p class="args">pytest {escape(args)}</p>{warnings}</header>
-<main><h2>Matrix</h2>{_legend()}{_matrix(summary, link_base, cells_root)}
-{_problems(summary)}{_other(summary)}{env_html}</main></body></html>
-"""
+    bad = [t for t in summary.tests if t.cell is not None and t.outcome in (FAILED, ERROR)]
+    anchors: dict[tuple[str, str], str] = {}
+    problems = []
+    for index, test in enumerate(bad):
+        anchors.setdefault((test.cell or "", test.group or ""), f"#problem-{index}")
+        problems.append(_test_view(test, f"problem-{index}"))
+    other = summary.other_tests
+    other_view = {"tests": [_test_view(t) for t in other], "counts": _count_text(summary.totals.get("other") or {}),
+                  "open": any(t.outcome in (FAILED, ERROR) for t in other)} if other else None
+    filters = [{"dim": d, "label": label, "options": sorted({str(c.dims.get(d, "")) for c in summary.cells} - {""})}
+               for d, label in FILTERS]
+    return _ENV.get_template("matrix.html.j2").render(
+        accel=_accel(summary.environment), totals=_totals(summary), args=" ".join(summary.pytest_args),
+        warnings=summary.warnings, rows=_rows(summary, anchors, link_base, cells_root), groups=summary.groups,
+        filters=[f for f in filters if f["options"]], widths=WIDTHS, abbr=ABBR, problems=problems, other=other_view,
+        environment=summary.environment,
+        legend=[{"outcome": o, "label": LABEL[o]} for o in CELL_OUTCOMES])
+
+
+def _size(path: Path) -> str:
+    size = path.stat().st_size
+    return f"{size} B" if size < 1024 else f"{size / 1024:.1f} KiB"
+
+
+def write_listings(summary: Summary, cells_root: Path) -> None:
+    """``cells/<cell>/index.html`` per cell with artifacts: its files, and the way back to the matrix."""
+    template = _ENV.get_template("listing.html.j2")
+    for cell in summary.cells:
+        root = cells_root / cell.name
+        files = [a for a in cell.artifacts if (root / a).is_file()]
+        if not files:
+            continue
+        (root / "index.html").write_text(template.render(
+            cell=cell.name, outcome=cell.outcome, why=_why(cell), back="../../matrix.html",
+            artifacts=[{"name": a, "href": quote(a), "size": _size(root / a)} for a in files]))
 
 
 def write(summary: Summary, out: Path, reports_dir: Path) -> Path:
-    """Write the page to ``out``, linking artifacts under ``reports_dir/cells`` relative to ``out``."""
+    """Write the page to ``out`` (and each cell's artifact listing), linking under ``reports_dir/cells``
+    relative to ``out``."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rel = Path(os.path.relpath(Path(reports_dir).resolve(), out.parent.resolve())).as_posix()
     link_base = "" if rel == "." else quote(rel) + "/"
-    out.write_text(render(summary, link_base, Path(reports_dir) / "cells"))
+    cells_root = Path(reports_dir) / "cells"
+    if cells_root.is_dir():
+        write_listings(summary, cells_root)
+    out.write_text(render(summary, link_base, cells_root))
     return out
