@@ -216,7 +216,7 @@ def test_nic_added_and_removed(guest, cell, kata, nic_network):
     assert _wait(lambda: nic.pci in guest_nics(run), timeout=30.0), f"the guest has no NIC at {nic.pci}"
     assert guest_nics(run)[nic.pci][0] == HOTPLUG_MAC
     (configured,) = configure_like_the_agent(run, nic_network)
-    out = guest.host.check_output(f"ping -c 2 -W 3 -I {configured.ifname} {configured.peer}")
+    out = guest.host.check_output(f"ping -c 2 -A -W 3 -I {configured.ifname} {configured.peer}")
     assert "2 packets received, 0% packet loss" in out, out
     _send(kata, cell, "net del hp0")
     assert not mine(), "QEMU still has the NIC Kata removed"

@@ -60,8 +60,9 @@ def test_broken_expectation_fails_with_console_log_linked(tmp_path):
     console = reports / "cells" / "broken-cmdline" / "console.log"
     assert console.is_file() and "KATATEST-READY" in console.read_text(errors="replace")
     html = (reports / "matrix.html").read_text()
-    assert "cells/broken-cmdline/console.log" in html
-    assert '<td class="dim" data-dim="release">3.0.0</td>' in html  # the Kata release column
+    assert "cells/broken-cmdline/index.html" in html
+    assert '<a href="console.log">console.log</a>' in (reports / "cells" / "broken-cmdline" / "index.html").read_text()
+    assert '<span class="tag tag-release" data-dim="release">3.0.0</span>' in html  # the Kata release tag
     assert cell["dims"]["release"] == "3.0.0"
     junit = (reports / "junit.xml").read_text()
     assert 'katatest_cell' in junit and '<property name="katatest_kata_version" value="3.0.0"' in junit

@@ -223,7 +223,8 @@ def next_run_reaps(tmp_path: Path, left: list[str]) -> None:
 def test_signalled_pytest_run_leaves_nothing(tmp_path: Path, sig: signal.Signals, when: str) -> None:
     """Ctrl-C tears down cleanly; SIGTERM/SIGKILL: QEMU gone within 5 s, dirs reaped by the next session."""
     built_assets()
-    run = spawn_pytest(["suites/test_cmdline.py", "-k", FAST_CELL], tmp_path / "reports")
+    run = spawn_pytest(["suites/test_cmdline.py", "-k", FAST_CELL, "-p", "tests.faults.hold_guest"],
+                       tmp_path / "reports")
     try:
         qemu = wait_for_vm(run, ready=when == "running")
         family = [run.pid]
@@ -253,7 +254,7 @@ def test_sigkill_of_an_xdist_worker_leaves_nothing(tmp_path: Path) -> None:
     """SIGKILL one xdist worker mid-suite: its QEMU goes within 5 s; the controller reaps its dirs at finish."""
     built_assets()
     run = spawn_pytest(["suites/test_cmdline.py", "-k", FAST_CELL, "-n", "2", "--dist", "loadgroup",
-                        "--max-worker-restart", "0"], tmp_path / "reports")
+                        "--max-worker-restart", "0", "-p", "tests.faults.hold_guest"], tmp_path / "reports")
     try:
         qemu = wait_for_vm(run, ready=True)
         worker = int(qemu.environ["KATATEST_OWNER"].split(":")[0])

@@ -215,10 +215,29 @@ def test_terminal_counts_booted_cells_apart_and_says_why_a_cell_did_not_boot():
     out = lines(build_summary(generation_only_tests(), GEN, boots=GEN_BOOTS, wall_time_s=5.0))
     assert out[0].startswith("wall time 5.0 s; 3 cells: 1 booted (1 passed), 2 not booted (1 failed, "
                              "1 generation-only); 6 tests"), out[0]
-    assert re.match(r"amd64-booted\s+PASSED\s+\d+\.\ds\s+generation:pass cmdline:pass$", out[1]), out[1]
+    assert out[1] == "booted cells, summed over workers: boot 0.0 s, checks 1.0 s, stop 0.0 s", out[1]
+    assert re.match(r"amd64-booted\s+PASSED\s+\d+\.\ds \(boot 0\.0 \+ checks 1\.0 \+ stop 0\.0\)\s+"
+                    r"generation:pass cmdline:pass$", out[2]), out[2]
     assert re.match(rf"amd64-sev\s+GEN-ONLY\s+\d+\.\ds\s+generation:pass cmdline:skip  \(not booted: "
-                    rf"{re.escape(SEV_WHY)}\)$", out[2]), out[2]
-    assert out[3].endswith("(not booted: cannot boot here: no TDX hardware)") and "FAILED" in out[3]
+                    rf"{re.escape(SEV_WHY)}\)$", out[3]), out[3]
+    assert out[4].endswith("(not booted: cannot boot here: no TDX hardware)") and "FAILED" in out[4]
+
+
+def test_phases_come_from_the_boot_events_and_survive_save_and_merge(tmp_path):
+    """boot_s (guest ready for checks) and teardown_s per cell, summed over the processes that booted it;
+    checks_s is the rest of the cell's test time."""
+    events = [{"cell": "amd64-booted", "state": "booted", "boot_s": 2.5},
+              {"cell": "amd64-booted", "state": "", "teardown_s": 0.25}]
+    boots = boots_from_events(events)
+    assert boots["amd64-booted"] == Boot("booted", "", 1, 2.5, 0.25)
+    tests = [_t("amd64-booted", "cmdline", "passed"), _t("amd64-booted", "devices", "passed"),
+             TestResult("suites/test_x.py::t[amd64-booted]", "passed", 3.0, "", "amd64-booted", "qmp")]
+    s = build_summary(tests, {}, boots=boots)
+    cell = s.cell("amd64-booted")
+    assert (cell.duration_s, cell.boot_s, cell.teardown_s, cell.checks_s) == (4.0, 2.5, 0.25, 1.25)
+    save(s, tmp_path / "summary.json")
+    assert load(tmp_path / "summary.json").cell("amd64-booted").boot_s == 2.5
+    assert merge([load(tmp_path / "summary.json")], ["only"]).cell("amd64-booted").checks_s == 1.25
 
 
 def test_html_shows_generation_only_with_the_reason(tmp_path):

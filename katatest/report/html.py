@@ -59,6 +59,7 @@ class Row:
     squares: list[Square] = field(default_factory=list)
     files_href: str = ""
     files_count: int = 0
+    phases: str = ""
 
 
 def _count_text(counts: dict[str, int], kinds: tuple[str, ...] = OUTCOMES) -> str:
@@ -113,7 +114,9 @@ def _rows(summary: Summary, anchors: dict[tuple[str, str], str], link_base: str,
             f"{cell.duration_s:.1f} s", tags,
             ", ".join(f"{k}={v}" for k, v in sorted(cell.dims.items())), str(cell.dims.get("variant") or ""),
             {d: str(cell.dims.get(d, "")) for d, _ in FILTERS}, _squares(cell, summary.groups, anchors),
-            f"{link_base}cells/{quote(cell.name)}/index.html" if files else "", len(files)))
+            f"{link_base}cells/{quote(cell.name)}/index.html" if files else "", len(files),
+            f"boot {cell.boot_s:.1f} s, checks {cell.checks_s:.1f} s, stop {cell.teardown_s:.1f} s"
+            if cell.booted else "not booted"))
     return rows
 
 

@@ -52,7 +52,8 @@ def merge(summaries: list[Summary], names: list[str] | None = None) -> Summary:
     tests = [t for s in summaries for t in s.tests if t.cell is not None] + _other_tests(summaries)
     dims = {c.name: c.dims for s in summaries for c in s.cells}
     artifacts = {c.name: c.artifacts for s in summaries for c in s.cells}
-    boots = {c.name: Boot(c.boot, c.boot_skip_reason, c.boots) for s in summaries for c in s.cells}
+    boots = {c.name: Boot(c.boot, c.boot_skip_reason, c.boots, c.boot_s, c.teardown_s)
+             for s in summaries for c in s.cells}
     exits = [s.exit_status for s in summaries if s.exit_status is not None]
     merged = build_summary(
         tests, dims, artifacts, boots,

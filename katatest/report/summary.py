@@ -50,6 +50,8 @@ class Boot:
     state: str = ""
     skip_reason: str = ""
     count: int = 0
+    boot_s: float = 0.0  # from the guest fixture's start to a guest ready for checks (summed over boots)
+    teardown_s: float = 0.0  # stopping it and collecting its artifacts
 
 
 def boots_from_events(events: list[dict[str, Any]]) -> dict[str, Boot]:
@@ -58,6 +60,8 @@ def boots_from_events(events: list[dict[str, Any]]) -> dict[str, Boot]:
     for event in events:
         boot = out.setdefault(str(event.get("cell")), Boot())
         state = str(event.get("state", ""))
+        boot.boot_s = round(boot.boot_s + float(event.get("boot_s", 0.0)), 3)
+        boot.teardown_s = round(boot.teardown_s + float(event.get("teardown_s", 0.0)), 3)
         if state == BOOTED:
             boot.count += 1
         rank = (BOOTED, BOOT_ERROR, BOOT_SKIPPED, "")
@@ -83,6 +87,12 @@ class CellResult:
     boot_skip_reason: str = ""
     boots: int = 0
     partial_groups: list[str] = field(default_factory=list)  # groups that did not run (all skipped), if partial
+    boot_s: float = 0.0  # phases of duration_s: the boot (in the first test's setup), the checks, the teardown
+    teardown_s: float = 0.0
+
+    @property
+    def checks_s(self) -> float:
+        return round(max(self.duration_s - self.boot_s - self.teardown_s, 0.0), 3)
 
     @property
     def booted(self) -> bool:
@@ -164,7 +174,7 @@ def build_cells(tests: list[TestResult], dims: dict[str, dict[str, Any]],
         cells.append(CellResult(name, outcome, dims.get(name, {}), groups,
                                 artifacts.get(name, []), round(sum(t.duration_s for t in mine), 3),
                                 boot.state, boot.skip_reason, boot.count,
-                                skipped_groups(groups) if outcome == PARTIAL else []))
+                                skipped_groups(groups) if outcome == PARTIAL else [], boot.boot_s, boot.teardown_s))
     return cells
 
 

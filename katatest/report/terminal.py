@@ -35,7 +35,9 @@ def _tally(outcomes: list[str]) -> list[str]:
 def _line(cell: CellResult, width: int) -> str:
     groups = " ".join(f"{g}:{MARK.get(r.outcome, r.outcome)}" for g, r in cell.groups.items())
     label = LABEL.get(cell.outcome, cell.outcome.upper())
-    line = f"{cell.name:<{width}}  {label:<8} {cell.duration_s:7.1f}s  {groups}"
+    phases = (f" (boot {cell.boot_s:.1f} + checks {cell.checks_s:.1f} + stop {cell.teardown_s:.1f})"
+              if cell.booted else "")
+    line = f"{cell.name:<{width}}  {label:<8} {cell.duration_s:7.1f}s{phases}  {groups}"
     if cell.outcome == PARTIAL:
         line += "  (did not run: " + "; ".join(f"{g}: {cell.groups[g].message}" for g in cell.partial_groups) + ")"
     if cell.boot_skip_reason:
@@ -46,10 +48,15 @@ def _line(cell: CellResult, width: int) -> str:
 
 
 def lines(summary: Summary) -> list[str]:
-    """Headline, then ``<cell> <OUTCOME> <seconds> group:mark ... [(not booted: why)]`` per cell."""
+    """Headline, then ``<cell> <OUTCOME> <seconds> [(boot + checks + stop)] group:mark ... [(not booted: why)]``
+    per cell."""
     tests = summary.totals.get("tests", {})
     out = [f"wall time {summary.wall_time_s:.1f} s; {_cells(summary)}; "
            f"{tests.get('total', 0)} tests ({_counts(tests)})"]
+    booted = [c for c in summary.cells if c.booted]
+    if booted:
+        out.append(f"booted cells, summed over workers: boot {sum(c.boot_s for c in booted):.1f} s, checks "
+                   f"{sum(c.checks_s for c in booted):.1f} s, stop {sum(c.teardown_s for c in booted):.1f} s")
     width = max((len(c.name) for c in summary.cells), default=0)
     out += [_line(c, width) for c in summary.cells]
     return out

@@ -1,0 +1,17 @@
+"""A pytest plugin for the fault tests (``-p tests.faults.hold_guest``): each test of the spawned run keeps its
+guest up for ``HOLD_S`` after its call, so a fault test that signals the run or a worker while a guest serves
+has a window far wider than its poll (the suites' checks take milliseconds; the fault test ends the run)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+HOLD_S = 30.0
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    yield
+    time.sleep(HOLD_S)
