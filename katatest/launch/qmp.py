@@ -122,7 +122,7 @@ class QmpPeer:
     ``fds`` holds under its ``fdname`` (as Kata passes its tap and vhost-net fds). The connection is
     negotiated already, so ``qmp_capabilities`` is answered here."""
 
-    def __init__(self, qmp: Qmp, unplug_timeout: float = 30.0, grace: float = 1.0) -> None:
+    def __init__(self, qmp: Qmp, unplug_timeout: float = 30.0, grace: float = 0.5) -> None:
         self.qmp = qmp
         self.unplug_timeout = unplug_timeout
         self.grace = grace
