@@ -227,10 +227,8 @@ ONLINE_CPUS = ("for c in /sys/devices/system/cpu/cpu[0-9]*; do "
                "[ -f $c/online ] && [ $(cat $c/online) = 0 ] && echo 1 > $c/online; done; true")
 
 
-def test_vcpu_added_and_removed(guest, cell, kata):
-    """Kata's ResizeVCPUs up by one (query-hotpluggable-cpus, device_add of the first free slot): QEMU has the
-    vCPU and the guest onlines it; ResizeVCPUs back down (device_del of that vCPU, until DEVICE_DELETED): the
-    guest gives it up and QEMU's slot is free again."""
+def _vcpu_slot(guest, cell) -> dict:
+    """The cell's -smp, or a skip when Kata cannot hot-plug a vCPU there."""
     topology = smp(guest.plan.argv)
     if topology["maxcpus"] <= topology["cpus"] or cell.protection != "none":
         pytest.skip("no free vCPU slot (maxcpus == cpus)")
@@ -238,18 +236,41 @@ def test_vcpu_added_and_removed(guest, cell, kata):
         pytest.skip("QEMU's arm64 virt machine has no vCPU hotplug (query-hotpluggable-cpus disabled)")
     if machine_type(guest.plan.argv) == "microvm":
         pytest.skip("microvm has no vCPU hotplug (query-hotpluggable-cpus disabled)")
-    online = "/sys/devices/system/cpu/online"
-    before = _guest_int(guest, online)
+    return topology
+
+
+ONLINE = "/sys/devices/system/cpu/online"
+
+
+def _add_vcpu(guest, cell, kata, topology: dict) -> int:
+    """Kata's ResizeVCPUs up by one; the guest's online count before it."""
+    before = _guest_int(guest, ONLINE)
     section, _ = _send(kata, cell, f"cpu {topology['cpus'] + 1}")
     assert any('"device_add"' in line for line in section.lines), section.lines
-    assert _wait(lambda: (guest.host.run(ONLINE_CPUS), _guest_int(guest, online))[1] == before + 1), \
+    assert _wait(lambda: (guest.host.run(ONLINE_CPUS), _guest_int(guest, ONLINE))[1] == before + 1), \
         "the hot-plugged vCPU never came online in the guest"
+    return before
+
+
+def test_vcpu_added(guest, cell, kata):
+    """Kata's ResizeVCPUs up by one (query-hotpluggable-cpus, device_add of the first free slot): QEMU has the
+    vCPU in that slot and the guest onlines it."""
+    topology = _vcpu_slot(guest, cell)
+    _add_vcpu(guest, cell, kata, topology)
     assert _present_vcpus(guest) == topology["cpus"] + 1, "QEMU does not have the vCPU Kata plugged"
 
+
+def test_vcpu_removed(guest, cell, kata):
+    """Kata's ResizeVCPUs back down (device_del of its last hot-plugged vCPU, until DEVICE_DELETED; it adds one
+    first if none is there): the guest gives it up and QEMU's slot is free again."""
+    topology = _vcpu_slot(guest, cell)
+    if not kata.vcpus:
+        _add_vcpu(guest, cell, kata, topology)
+    before = _guest_int(guest, ONLINE) - 1
     section, refused = _send(kata, cell, f"cpu {topology['cpus']}", finding_ok=("done, but no DEVICE_DELETED",))
     assert any('"device_del"' in line for line in section.lines), section.lines
     assert _present_vcpus(guest) == topology["cpus"], "QEMU still has the vCPU Kata removed"
-    assert _wait(lambda: _guest_int(guest, online) == before), "the guest still runs the removed vCPU"
+    assert _wait(lambda: _guest_int(guest, ONLINE) == before), "the guest still runs the removed vCPU"
     if refused:  # the vCPU left QEMU and the guest, but QEMU never said so
         finding = unplug_event_finding(guest.accel.accel, refused)
         assert finding, f"QEMU {cell.qemu_build} removed the vCPU without the DEVICE_DELETED Kata waits for: {refused}"
