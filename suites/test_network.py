@@ -13,6 +13,7 @@ import hashlib
 import os
 import socket
 import threading
+import time
 
 import pytest
 
@@ -20,7 +21,7 @@ from katatest.expect.checks import device_props, options
 from katatest.expect.nics import guest_nics, qemu_nics
 from katatest.launch.network import in_netns, link_bytes, redirected_packets
 
-TCP_BYTES = 4 << 20
+TCP_BYTES = 1 << 20  # about 700 full-size segments and many windows each way (not a TCG throughput test)
 VIRTIO_NET_IDS = {0x1000, 0x1041}  # transitional, modern (vendor 0x1af4)
 
 
@@ -109,16 +110,27 @@ def test_tcp_guest_to_host(guest, nics):
     assert sink == {"size": TCP_BYTES, "sha256": expected}
 
 
+def _connect_when_listening(netns: str, address: tuple[str, int], timeout: float = 30.0) -> socket.socket:
+    """A connection to ``address`` from ``netns`` once something listens there (refused until then): no fixed
+    sleep for the guest's listener to come up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return in_netns(netns, lambda: socket.create_connection(address, timeout=timeout))
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def test_tcp_host_to_guest(guest, nics):
     nic = nics[0]
     port = 5201
-    _sh(guest, f"rm -f /tmp/rx; (nc -l -p {port} > /tmp/rx 2>/dev/null &); sleep 0.5")
+    _sh(guest, f"rm -f /tmp/rx; (nc -l -p {port} > /tmp/rx 2>/dev/null &)")
     payload = os.urandom(TCP_BYTES)
-    conn = in_netns(guest.network.peer_netns,
-                    lambda: socket.create_connection((nic.address.split("/")[0], port), timeout=30))
-    with conn:
+    with _connect_when_listening(guest.network.peer_netns, (nic.address.split("/")[0], port)) as conn:
         conn.sendall(payload)
-    _sh(guest, "for i in $(seq 600); do pidof nc >/dev/null || break; sleep 0.1; done; ! pidof nc", timeout=90)
+    _sh(guest, "for i in $(seq 1500); do pidof nc >/dev/null || break; sleep 0.04; done; ! pidof nc", timeout=90)
     assert _sh(guest, "sha256sum < /tmp/rx").split()[0] == hashlib.sha256(payload).hexdigest()
 
 
