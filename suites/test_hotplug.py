@@ -83,20 +83,23 @@ def _send(kata, cell, line: str, finding_ok: tuple[str, ...] = ()):
     return section, refused
 
 
-def _guest_int(guest, path: str) -> int:
-    return cpu_list_count(guest.host.check_output(f"cat {path}"))
+def _guest_int(guest, path: str, first: str = "") -> int:
+    """The CPU count in a cpu-list file (after the guest ran ``first``, in the same round trip)."""
+    return cpu_list_count(guest.host.check_output(f"{first}; cat {path}" if first else f"cat {path}"))
 
 
 def _present_vcpus(guest) -> int:
     return len([c for c in guest.vm.qmp.execute("query-hotpluggable-cpus") if "qom-path" in c])
 
 
-def _memtotal_mib(guest) -> int:
-    return int(guest.host.check_output("grep MemTotal /proc/meminfo").split()[1]) // 1024
+def _memtotal_mib(guest, first: str = "") -> int:
+    """MemTotal in MiB (after the guest ran ``first``, in the same round trip)."""
+    read = "grep MemTotal /proc/meminfo"
+    return int(guest.host.check_output(f"{first}; {read}" if first else read).split()[1]) // 1024
 
 
-ONLINE_MEMORY = ("for m in /sys/devices/system/memory/memory*; do "
-                 "[ $(cat $m/state) = offline ] && echo online_movable > $m/state; done; true")
+ONLINE_MEMORY = ("for m in /sys/devices/system/memory/memory*; do read s < $m/state; "
+                 "[ $s = offline ] && echo online_movable > $m/state; done; true")
 
 
 def test_memory_added(guest, cell, kata):
@@ -112,7 +115,7 @@ def test_memory_added(guest, cell, kata):
     before = _memtotal_mib(guest)
     _send(kata, cell, f"mem {base + kata.hotplugged_mb + HOTPLUG_MEM_MIB}")
     def grown():
-        return (guest.host.run(ONLINE_MEMORY), _memtotal_mib(guest))[1] >= before + HOTPLUG_MEM_MIB * 3 // 4
+        return _memtotal_mib(guest, first=ONLINE_MEMORY) >= before + HOTPLUG_MEM_MIB * 3 // 4
     if not kata.hv.virtio_mem:
         dimms = [d for d in guest.vm.qmp.execute("query-memory-devices") if d["type"] == "dimm"]
         assert dimms and dimms[-1]["data"]["size"] == HOTPLUG_MEM_MIB << 20, dimms
@@ -223,8 +226,8 @@ def test_nic_added_and_removed(guest, cell, kata, nic_network):
     assert _wait(lambda: nic.pci not in guest_nics(run), timeout=30.0), f"the guest still has the NIC at {nic.pci}"
 
 
-ONLINE_CPUS = ("for c in /sys/devices/system/cpu/cpu[0-9]*; do "
-               "[ -f $c/online ] && [ $(cat $c/online) = 0 ] && echo 1 > $c/online; done; true")
+ONLINE_CPUS = ("for c in /sys/devices/system/cpu/cpu[0-9]*; do [ -f $c/online ] || continue; read o < $c/online; "
+               "[ $o = 0 ] && echo 1 > $c/online; done; true")
 
 
 def _vcpu_slot(guest, cell) -> dict:
@@ -247,7 +250,7 @@ def _add_vcpu(guest, cell, kata, topology: dict) -> int:
     before = _guest_int(guest, ONLINE)
     section, _ = _send(kata, cell, f"cpu {topology['cpus'] + 1}")
     assert any('"device_add"' in line for line in section.lines), section.lines
-    assert _wait(lambda: (guest.host.run(ONLINE_CPUS), _guest_int(guest, ONLINE))[1] == before + 1), \
+    assert _wait(lambda: _guest_int(guest, ONLINE, first=ONLINE_CPUS) == before + 1), \
         "the hot-plugged vCPU never came online in the guest"
     return before
 
