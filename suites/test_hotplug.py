@@ -21,7 +21,8 @@ import pytest
 
 from katatest.expect.checks import BlockHotplug, cpu_list_count, hotplugged_disk_mismatch, machine_type, smp
 from katatest.expect.nics import guest_nics, qemu_nics
-from katatest.generate.qemu.hotplug import KataHotplug, parse_ops
+from katatest.generate.qemu.hotplug import KataHotplug
+from katatest.generate.qemu.hotplug_ops import parse_ops
 from katatest.guest.hotplug_host import CannotHotplug, hotplug_nic, loop_disk, unplug_event_finding
 from katatest.guest.network import configure_like_the_agent
 from katatest.guest.skip_reasons import check_reason

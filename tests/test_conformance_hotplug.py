@@ -14,7 +14,8 @@ import pytest
 
 from katatest.cli import main
 from katatest.conformance.vectors import HOTPLUG_SETS, discover
-from katatest.generate.qemu.hotplug import ModelQemu, qmp_line
+from katatest.generate.qemu.hotplug_ops import qmp_line
+from katatest.generate.qemu.hotplug_peers import ModelQemu
 from tests.conformance_files import DATA
 
 ROOT = Path(__file__).resolve().parents[1]

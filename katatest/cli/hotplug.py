@@ -24,15 +24,9 @@ def _read(path: str, what: str) -> str:
 
 
 def cmd_hotplug(args: argparse.Namespace) -> int:
-    from katatest.generate.qemu.hotplug import (
-        KataHotplug,
-        ModelQemu,
-        Replies,
-        parse_ops,
-        qmp_text,
-        sections_json,
-        workdir_for,
-    )
+    from katatest.generate.qemu.hotplug import KataHotplug, qmp_text, sections_json, workdir_for
+    from katatest.generate.qemu.hotplug_ops import parse_ops
+    from katatest.generate.qemu.hotplug_peers import ModelQemu, Replies
     from katatest.generate.render import render_doc
     from katatest.kata.loader import load_kata_config
     from katatest.kata.releases import load_release

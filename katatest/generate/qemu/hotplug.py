@@ -5,184 +5,28 @@ A model of Kata's Go runtime hot-plug entry points (``qemu.ResizeVCPUs``, ``Resi
 attach/detach through ``hotplugBlockDevice``, swap) on the rendered sandbox: its ``-smp``, memory, bridges and
 slots, SCSI controller, and the release's behaviours (``release.qemu.qmp_typed_values``: 3.30+ send booleans
 and integers where 3.0.0 sends strings; ``release.qemu.blockdev_stat_file``: 3.30+ pick the ``file`` driver
-for a regular file, 3.0.0 always ``host_device``). QEMU's side is either recorded replies (a vector's
-``.replies``) or ``ModelQemu``, katatest's own model of QEMU's answers. Output: the vectors' ``.qmp`` format.
-Kata's own hot-plug bugs are reproduced as Kata has them (README, "Kata's own hot-plug findings").
+for a regular file, 3.0.0 always ``host_device``). The ops come from ``hotplug_ops``; QEMU's side is a peer
+(``hotplug_peers``: a vector's ``.replies`` or ``ModelQemu``; or a running QEMU). Output: the vectors' ``.qmp``
+format. Kata's own hot-plug bugs are reproduced as Kata has them (README, "Kata's own hot-plug findings").
 """
 
 from __future__ import annotations
 
 import json
-import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from katatest.errors import KatatestError
 from katatest.generate.options import option_values, props
+from katatest.generate.qemu.hotplug_ops import HotplugError, Op, qmp_line
+from katatest.generate.qemu.hotplug_peers import ModelQemu, Peer, Replies
 from katatest.kata.hypervisor_config import KataConfig
 from katatest.kata.releases import Release
 
 BRIDGE_SLOTS = 30  # types.Bridge MaxCapacity of a PCI bridge: slots 01..1e
 SCSI_CONTROLLER = "scsi0"
 DEFAULT_BLOCK_MB = 128  # the guest's memory block size the agent reports, when the op does not say
-
-
-class HotplugError(KatatestError):
-    """An op script or replies file katatest cannot use (one line naming the file and line)."""
-
-
-def qmp_line(command: str, arguments: dict | None = None) -> str:
-    """A command as Kata's Go ``json.Marshal`` of a map writes it: compact, keys sorted, no ASCII escaping."""
-    obj: dict[str, Any] = {"execute": command}
-    if arguments is not None:
-        obj["arguments"] = arguments
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-@dataclass(frozen=True)
-class Op:
-    """One line of an op script."""
-
-    line: str
-    words: tuple[str, ...]
-
-    @property
-    def kind(self) -> str:
-        return self.words[0]
-
-
-def parse_ops(text: str, source: str = "ops") -> list[Op]:
-    known = ("cpu", "mem", "block", "swap", "net", "!fail")
-    ops = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            words = tuple(shlex.split(line))
-        except ValueError as err:
-            raise HotplugError(f"{source}:{number}: {err}") from None
-        if words[0] not in known:
-            raise HotplugError(f"{source}:{number}: unknown op {words[0]!r} (known: {', '.join(known)})")
-        problem = _op_problem(words)
-        if problem:
-            raise HotplugError(f"{source}:{number}: {line.strip()!r}: {problem}")
-        ops.append(Op(line, words))
-    return ops
-
-
-def _op_problem(words: tuple[str, ...]) -> str:
-    """What is wrong with an op's words ('' when nothing)."""
-    kind, rest = words[0], words[1:]
-    if kind == "cpu":
-        return "" if len(rest) == 1 and rest[0].lstrip("-").isdigit() else "expected cpu N (total vCPUs)"
-    if kind == "mem":
-        if not rest or not rest[0].lstrip("-").isdigit():
-            return "expected mem MIB [block=B] [probe]"
-        bad = [w for w in rest[1:] if w != "probe" and not (w.startswith("block=") and w[6:].isdigit())]
-        return f"unknown mem option {bad[0]!r}" if bad else ""
-    if kind == "block":
-        if rest[:1] == ("del",):
-            return "" if len(rest) == 2 else "expected block del NAME"
-        if rest[:1] != ("add",) or len(rest) < 4:
-            return "expected block add NAME PATH file=BYTES|dev [ro] [pmem] [discard] or block del NAME"
-        source, options = rest[3], rest[4:]
-        if source != "dev" and not (source.startswith("file=") and source[5:].isdigit()):
-            return f"expected file=BYTES or dev, got {source!r}"
-        bad = [w for w in options if w not in ("ro", "pmem", "discard")]
-        return f"unknown block option {bad[0]!r}" if bad else ""
-    if kind == "swap":
-        return "" if not rest else "swap takes no arguments"
-    if kind == "net":
-        if rest[:1] == ("del",):
-            return "" if len(rest) == 2 else "expected net del NAME"
-        ok = rest[:1] == ("add",) and len(rest) in (2, 3) and all(w.startswith("mac=") for w in rest[2:])
-        return "" if ok else "expected net add NAME [mac=M] or net del NAME"
-    return "" if rest and all("=" in w for w in rest[1:]) else "expected !fail CMD [key=value ...]"
-
-
-class Replies:
-    """A vector's ``.replies``: per section, QEMU's answers in order (``<`` lines; ``@``/``!`` skipped)."""
-
-    def __init__(self, text: str, source: str = "replies") -> None:
-        self.sections: list[list[dict]] = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if line.startswith("# "):
-                self.sections.append([])
-            elif line.startswith("< "):
-                if not self.sections:
-                    raise HotplugError(f"{source}:{number}: a reply before the first section header")
-                try:
-                    self.sections[-1].append(json.loads(line[2:]))
-                except ValueError as err:
-                    raise HotplugError(f"{source}:{number}: not JSON: {err}") from None
-        self._section = -1
-        self._next = 0
-
-    def enter(self, section: int) -> None:
-        self._section, self._next = section, 0
-
-    def answer(self, line: str) -> dict:
-        replies = self.sections[self._section] if 0 <= self._section < len(self.sections) else []
-        if self._next >= len(replies):
-            raise HotplugError(f"replies: section {self._section} has no reply for {line}")
-        reply = replies[self._next]
-        self._next += 1
-        return reply
-
-
-class ModelQemu:
-    """katatest's model of QEMU's answers: success for every command; ``query-hotpluggable-cpus`` from
-    ``-smp``; ``query-memory-devices`` from the DIMMs added; injected failures (``!fail CMD``) as QEMU's
-    ``GenericError``."""
-
-    def __init__(self, argv: list[str], arch: str) -> None:
-        smp = props(next(iter(option_values(argv, "-smp")), "1"))
-        self.cpus = int(smp.get("", "1"))
-        self.max_cpus = int(smp.get("maxcpus", self.cpus))
-        self.arch = arch
-        self.cpu_slots = [None] * self.max_cpus  # qom-path per possible CPU (None: free)
-        for i in range(self.cpus):
-            self.cpu_slots[i] = f"/machine/unattached/device[{i}]"
-        self.memory: list[dict] = []
-        self.failing: list[tuple[str, dict]] = []
-
-    def fail_next(self, command: str, match: dict) -> None:
-        self.failing.append((command, match))
-
-    def answer(self, line: str) -> dict:
-        obj = json.loads(line)
-        command, args = obj["execute"], obj.get("arguments", {})
-        for index, (cmd, match) in enumerate(self.failing):
-            if cmd == command and all(str(args.get(k)) == v for k, v in match.items()):
-                del self.failing[index]
-                return {"error": {"class": "GenericError", "desc": "katatest model: injected failure"}}
-        if command == "query-hotpluggable-cpus":
-            driver = "host-x86_64-cpu" if self.arch == "amd64" else "host-arm-cpu"
-            out = []
-            for socket in reversed(range(self.max_cpus)):
-                entry = {"props": {"core-id": 0, "thread-id": 0, "node-id": 0, "socket-id": socket},
-                         "vcpus-count": 1, "type": driver}
-                if self.cpu_slots[socket]:
-                    entry["qom-path"] = self.cpu_slots[socket]
-                out.append(entry)
-            return {"return": out}
-        if command == "device_add" and args.get("driver", "").startswith("host-"):
-            self.cpu_slots[int(args.get("socket-id", 0))] = f"/machine/peripheral/{args['id']}"
-        if command == "query-memory-devices":
-            return {"return": list(self.memory)}
-        if command == "device_add" and args.get("driver") == "pc-dimm":
-            slot = max((d["data"]["slot"] for d in self.memory), default=-1) + 1
-            self.memory.append({"type": "dimm", "data": {"slot": slot, "addr": 0, "id": args["id"]}})
-        return {"return": {}}
-
-
-class Peer(Protocol):
-    """QEMU's side of the QMP connection: recorded ``Replies``, ``ModelQemu``, or a running QEMU
-    (``katatest.launch.qmp.QmpPeer``)."""
-
-    def answer(self, line: str) -> dict: ...
 
 
 @dataclass
