@@ -166,20 +166,23 @@ def channel_round_trip() -> dict:
             "consoles": out}
 
 
-def phase_breakdown(summary: dict) -> dict:
-    """Where the booted cells' time went (summed over workers): boot, checks (per group), teardown."""
-    booted = [c for c in summary["cells"] if c.get("boot") == "booted"]
-    names = {c["name"] for c in booted}
+def phase_breakdown(data: dict) -> dict:
+    """Where the booted cells' time went (summed over workers): boot, checks (per group), teardown; from a
+    ``summary.json`` (its cells' phases, as ``katatest.report.summary`` derives them)."""
+    from katatest.report.summary import from_dict
+
+    summary = from_dict(data)
+    booted = [c for c in summary.cells if c.booted]
+    names = {c.name for c in booted}
     groups: dict[str, float] = {}
-    for test in summary["tests"]:
-        if test.get("cell") in names:
-            groups[test["group"]] = groups.get(test["group"], 0.0) + test["duration_s"]
-    boot = sum(c.get("boot_s", 0.0) for c in booted)
-    teardown = sum(c.get("teardown_s", 0.0) for c in booted)
-    total = sum(c["duration_s"] for c in booted)
-    return {"booted": len(booted), "boot_s": round(boot, 1), "checks_s": round(total - boot - teardown, 1),
-            "teardown_s": round(teardown, 1), "per_cell_boot_s": round(boot / max(len(booted), 1), 2),
-            "per_cell_checks_s": round((total - boot - teardown) / max(len(booted), 1), 2),
+    for test in summary.tests:
+        if test.cell in names and test.group:
+            groups[test.group] = groups.get(test.group, 0.0) + test.duration_s
+    boot, checks = sum(c.boot_s for c in booted), sum(c.checks_s for c in booted)
+    count = max(len(booted), 1)
+    return {"booted": len(booted), "boot_s": round(boot, 1), "checks_s": round(checks, 1),
+            "teardown_s": round(sum(c.teardown_s for c in booted), 1), "per_cell_boot_s": round(boot / count, 2),
+            "per_cell_checks_s": round(checks / count, 2),
             "groups_s": {g: round(v, 1) for g, v in sorted(groups.items(), key=lambda kv: -kv[1])}}
 
 

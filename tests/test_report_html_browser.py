@@ -75,7 +75,7 @@ def _png(path: Path) -> tuple[int, int, bytes]:
 
 
 def test_dom_has_the_matrix(page, tmp_path):
-    run = browser._run("--dump-dom", page.as_uri())
+    run = browser.run_chromium("--dump-dom", page.as_uri())
     dom = run.stdout
     assert run.returncode == 0 and '<table id="matrix">' in dom, run.stderr[-2000:]
     for cell in DIMS:

@@ -15,6 +15,7 @@ from pathlib import Path
 from katatest.errors import KatatestError
 from katatest.guest.skip_reasons import check_reason
 from katatest.launch import network
+from katatest.launch.qmp import EVENT_MISSING
 
 LOSETUP = ("losetup", "--find", "--show")
 
@@ -83,7 +84,7 @@ def unplug_event_finding(accel: str, errors: list[tuple[str, str]]) -> CannotHot
     """A ``device_del`` QEMU completed without the ``DEVICE_DELETED`` Kata waits for: under TCG a finding
     (measured on QEMU 7.2, 10.0 and 11.1: the vCPU leaves QEMU and the guest, only its ``lapic`` child's event
     comes), under KVM a failure (None)."""
-    missing = [error for _, error in errors if "done, but no DEVICE_DELETED" in error]
+    missing = [error for _, error in errors if EVENT_MISSING in error]
     if not missing or accel != "tcg":
         return None
     return CannotHotplug("tcg-cpu-unplug-event", f"QEMU under TCG removed the vCPU but sent no DEVICE_DELETED "

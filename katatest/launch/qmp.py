@@ -13,6 +13,8 @@ from qemu.qmp import EventListener, ExecuteError, QMPClient, Runstate
 
 from katatest.launch.errors import LaunchError
 
+EVENT_MISSING = "done, but no"  # in every EventMissing message (and QmpPeer's error for it)
+
 
 class EventMissing(LaunchError):
     """A command's effect happened, but QEMU never sent the event that says so."""
@@ -78,7 +80,7 @@ class Qmp:
                     if left_at is None and await loop.run_in_executor(None, gone):
                         left_at = loop.time()
                     if left_at is not None and loop.time() - left_at > grace:
-                        raise EventMissing(f"{cmd} {json.dumps(args, sort_keys=True)}: done, but no {event} "
+                        raise EventMissing(f"{cmd} {json.dumps(args, sort_keys=True)}: {EVENT_MISSING} {event} "
                                            f"{json.dumps(data, sort_keys=True)} within {grace:.1f} s of it")
 
         async def bounded() -> Any:

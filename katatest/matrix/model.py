@@ -77,6 +77,7 @@ class Matrix:
             raise ConfigError("matrices", f"no matrix named {name!r} (have: {', '.join(self.matrices)})",
                               self.source)
         selected: list[Cell] = []
+        names: set[str] = set()
         for entry in self.matrices[name]:
             entry, _, build_pattern = entry.partition("~qemu")
             pattern, _, release_pattern = entry.partition("@")
@@ -88,7 +89,8 @@ class Matrix:
             if build_pattern:
                 hits = on_builds(hits, build_pattern, f"matrices.{name}", self.source)
             for cell in hits:  # once each (a cell without QEMU builds comes back once per build)
-                if cell.name not in {c.name for c in selected}:
+                if cell.name not in names:
+                    names.add(cell.name)
                     selected.append(cell)
         return selected
 

@@ -63,7 +63,7 @@ def chromium() -> str:
     return found
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
+def run_chromium(*args: str) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory(prefix="katatest-chromium-") as profile:
         try:
             return subprocess.run([chromium(), *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True,
@@ -74,7 +74,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 def screenshot(page: Path, out: Path, width: int = 1600, height: int = 1000) -> Path:
     """A PNG of the page's first ``width`` x ``height`` pixels."""
-    run = _run(f"--screenshot={out}", f"--window-size={width},{height}", Path(page).resolve().as_uri())
+    run = run_chromium(f"--screenshot={out}", f"--window-size={width},{height}", Path(page).resolve().as_uri())
     if not Path(out).is_file():
         raise BrowserError(f"chromium wrote no screenshot of {page}: {run.stderr.strip()[-300:]}")
     return Path(out)
@@ -86,7 +86,7 @@ def measure(page: Path, width: int = 1600, height: int = 1000) -> Layout:
     copy = Path(page).with_name(f".{Path(page).stem}-measure.html")
     copy.write_text(text.replace("</body>", MEASURE + "</body>", 1))
     try:
-        run = _run("--dump-dom", "--virtual-time-budget=2000", f"--window-size={width},{height}",
+        run = run_chromium("--dump-dom", "--virtual-time-budget=2000", f"--window-size={width},{height}",
                    copy.resolve().as_uri())
     finally:
         copy.unlink(missing_ok=True)

@@ -102,21 +102,28 @@ def _squares(cell: CellResult, groups: list[str], anchors: dict[tuple[str, str],
     return out
 
 
+def _existing(cell: CellResult, cells_root: Path | None) -> list[str]:
+    """The cell's artifacts that are on disk under ``cells_root`` (all of them when it is None)."""
+    return [a for a in cell.artifacts if cells_root is None or (cells_root / cell.name / a).is_file()]
+
+
 def _rows(summary: Summary, anchors: dict[tuple[str, str], str], link_base: str,
           cells_root: Path | None) -> list[Row]:
     rows = []
     for cell in sorted(summary.cells, key=lambda c: (RANK.get(c.outcome, 3), c.name)):
         tags = [{"dim": d, "value": v} for d in TAG_DIMS if (v := _tag(d, cell.dims.get(d)))
                 and not (d == "qemu" and cell.dims.get("hypervisor", "qemu") != "qemu")]
-        files = [a for a in cell.artifacts if cells_root is None or (cells_root / cell.name / a).is_file()]
+        files = _existing(cell, cells_root)
         rows.append(Row(
-            cell.name, cell.outcome, LABEL.get(cell.outcome, cell.outcome), _why(cell), cell.boot,
-            f"{cell.duration_s:.1f} s", tags,
-            ", ".join(f"{k}={v}" for k, v in sorted(cell.dims.items())), str(cell.dims.get("variant") or ""),
-            {d: str(cell.dims.get(d, "")) for d, _ in FILTERS}, _squares(cell, summary.groups, anchors),
-            f"{link_base}cells/{quote(cell.name)}/index.html" if files else "", len(files),
-            f"boot {cell.boot_s:.1f} s, checks {cell.checks_s:.1f} s, stop {cell.teardown_s:.1f} s"
-            if cell.booted else "not booted"))
+            name=cell.name, outcome=cell.outcome, label=LABEL.get(cell.outcome, cell.outcome), why=_why(cell),
+            boot=cell.boot, duration=f"{cell.duration_s:.1f} s", tags=tags,
+            dims_title=", ".join(f"{k}={v}" for k, v in sorted(cell.dims.items())),
+            variant=str(cell.dims.get("variant") or ""),
+            filter_values={d: str(cell.dims.get(d, "")) for d, _ in FILTERS},
+            squares=_squares(cell, summary.groups, anchors),
+            files_href=f"{link_base}cells/{quote(cell.name)}/index.html" if files else "", files_count=len(files),
+            phases=(f"boot {cell.boot_s:.1f} s, checks {cell.checks_s:.1f} s, stop {cell.teardown_s:.1f} s"
+                    if cell.booted else "not booted")))
     return rows
 
 
@@ -192,7 +199,7 @@ def write_listings(summary: Summary, cells_root: Path) -> None:
     template = _ENV.get_template("listing.html.j2")
     for cell in summary.cells:
         root = cells_root / cell.name
-        files = [a for a in cell.artifacts if (root / a).is_file()]
+        files = _existing(cell, cells_root)
         if not files:
             continue
         (root / "index.html").write_text(template.render(
