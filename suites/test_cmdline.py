@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from katatest.fixtures.guests import group_reads
 
-def test_guest_cmdline_equals_generated_append(guest, cell):
+CMDLINE = "cat /proc/cmdline"
+reads = group_reads((CMDLINE,))
+
+
+def test_guest_cmdline_equals_generated_append(guest, cell, reads):
     generated = guest.generated_option("-append")
     assert len(generated) == 1, "Kata passes one -append"
     expected = generated[0]
     extra = cell.expectation("cmdline_extra")  # harness self-test: a wrong expectation must fail
     if extra:
         expected = f"{expected} {extra}"
-    actual = guest.host.file("/proc/cmdline").content_string.rstrip("\n")
+    actual = reads.text(CMDLINE)
     assert actual == expected
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from katatest.fixtures.guests import group_reads
 
 from katatest.expect.checks import (
     MACHINE_PCI_DEVICES,
@@ -16,17 +17,29 @@ from katatest.expect.checks import (
     pci_devices_from_argv,
     props,
 )
+from katatest.guest.reads import read_together
 
-PCI_LIST = ("for d in /sys/bus/pci/devices/*; do echo \"${d##*/} $(cat $d/vendor) $(cat $d/device)\"; done")
+PCI_LIST = "for d in /sys/bus/pci/devices/*; do read v < $d/vendor; read i < $d/device; echo ${d##*/} $v $i; done"
+PMEM, REGION_SIZE = "test -b /dev/pmem0", "cat /sys/bus/nd/devices/region0/size"
+NO_PMEM = "test ! -e /dev/pmem0"
+RNG = "cat /sys/class/misc/hw_random/rng_current"
+HVC, VIRTIO_PORTS = "test -c /dev/hvc0", "ls /sys/class/virtio-ports 2>/dev/null | wc -l"
+SCSI_HOSTS = "cat /sys/class/scsi_host/*/proc_name 2>/dev/null"
+PVPANIC = "test -e /sys/bus/acpi/devices/QEMU0001:00"
+DMAR, IOMMUS = "test -e /sys/firmware/acpi/tables/DMAR", "ls /sys/class/iommu 2>/dev/null"
+VSOCK = "test -e /dev/vsock"
+VIRTIO_MMIO = "ls /sys/bus/virtio/devices 2>/dev/null"
+reads = group_reads((PCI_LIST, PMEM, REGION_SIZE, NO_PMEM, RNG, HVC, VIRTIO_PORTS, SCSI_HOSTS, PVPANIC, DMAR,
+                     IOMMUS, VSOCK, VIRTIO_MMIO))
 
 
 @pytest.fixture(scope="session")
-def guest_pci(guest) -> dict[str, str]:
+def guest_pci(guest, reads) -> dict[str, str]:
     """BDF -> vendor:device of every PCI function the guest sees."""
     if machine_type(guest.plan.argv) == "microvm":
         pytest.skip("microvm has no PCI bus: its virtio-mmio devices are checked by test_virtio_mmio")
     out = {}
-    for line in guest.host.check_output(PCI_LIST).splitlines():
+    for line in reads.text(PCI_LIST).splitlines():
         bdf, vendor, device = line.split()
         out[bdf] = f"{vendor[2:]}:{device[2:]}"
     return out
@@ -63,7 +76,7 @@ def test_guest_pci_matches_qmp_query_pci(guest, guest_pci):
 
 def test_transitional_or_modern_as_disable_modern_says(guest, guest_pci):
     """disable-modern=true (nested host) devices expose no virtio 1.0 capability; =false ones do."""
-    checked = 0
+    wanted = []
     for value in options(guest.plan.argv, "-device"):
         fields = device_props(value)
         if "disable-modern" not in fields or not fields[""].endswith("-pci"):
@@ -73,10 +86,13 @@ def test_transitional_or_modern_as_disable_modern_says(guest, guest_pci):
         family = [device for device in VIRTIO_PCI_IDS[fields[""]] if device]
         bdfs = [b for b, ident in guest_pci.items() if ident.split(":")[1] in family]
         assert bdfs, f"{fields['']} not found"
-        config = guest.host.run(f"cat /sys/bus/pci/devices/{bdfs[0]}/config").stdout_bytes
-        assert has_virtio_modern_capability(config) == (fields["disable-modern"] == "false"), value
-        checked += 1
-    if checked == 0:
+        wanted.append((value, fields["disable-modern"], f"cat /sys/bus/pci/devices/{bdfs[0]}/config"))
+    configs = read_together(guest.channel, [cmd for _, _, cmd in wanted])
+    for value, disable_modern, cmd in wanted:
+        config = configs.run(cmd)
+        assert config.exit_status == 0, f"{cmd}: {config.stderr!r}"
+        assert has_virtio_modern_capability(config.stdout) == (disable_modern == "false"), value
+    if not wanted:
         pytest.skip("no device with disable-modern in this cell (e.g. microvm's virtio-mmio)")
 
 
@@ -92,60 +108,60 @@ def test_pci_bridges_and_root_ports(guest, guest_pci):
         assert guest_pci[f"0000:00:{slot:02x}.0"] == "1b36:0001"
 
 
-def test_nvdimm_region_and_pmem(guest):
+def test_nvdimm_region_and_pmem(guest, reads):
     nvdimms = [props(o) for o in options(guest.plan.argv, "-object") if o.startswith("memory-backend-file,id=mem0")]
     if not nvdimms:
-        assert not guest.host.file("/dev/pmem0").exists
+        assert reads.ok(NO_PMEM)
         pytest.skip("no nvdimm in this cell")
-    assert guest.host.run("test -b /dev/pmem0").rc == 0
-    size = int(guest.host.check_output("cat /sys/bus/nd/devices/region0/size"))
+    assert reads.ok(PMEM)
+    size = int(reads.text(REGION_SIZE))
     assert size == int(nvdimms[0]["size"])
 
 
-def test_virtio_rng_is_the_current_hwrng(guest):
+def test_virtio_rng_is_the_current_hwrng(guest, reads):
     assert any(o.startswith("rng-random") for o in options(guest.plan.argv, "-object"))
-    current = guest.host.check_output("cat /sys/class/misc/hw_random/rng_current")
+    current = reads.text(RNG)
     assert current.startswith("virtio_rng")
 
 
-def test_console_device(guest):
+def test_console_device(guest, reads):
     legacy = bool(options(guest.plan.argv, "-serial"))
     if legacy:
         assert guest.channel.console in ("ttyS0", "ttyAMA0")
     else:
         assert guest.channel.console == "hvc0"
-        assert guest.host.run("test -c /dev/hvc0").rc == 0
-        ports = guest.host.check_output("ls /sys/class/virtio-ports 2>/dev/null | wc -l")
+        assert reads.ok(HVC)
+        ports = reads.text(VIRTIO_PORTS)
         assert int(ports) >= 1, "virtconsole registers a virtio port"
 
 
-def test_scsi_host(guest):
+def test_scsi_host(guest, reads):
     scsi = [d for d in options(guest.plan.argv, "-device") if d.startswith("virtio-scsi")]
-    names = guest.host.run("cat /sys/class/scsi_host/*/proc_name 2>/dev/null").stdout.split()
+    names = reads.stdout(SCSI_HOSTS).split()
     assert ("virtio_scsi" in names) == bool(scsi)
 
 
-def test_pvpanic(guest):
+def test_pvpanic(guest, reads):
     wanted = "pvpanic" in options(guest.plan.argv, "-device")
-    present = guest.host.file("/sys/bus/acpi/devices/QEMU0001:00").exists
+    present = reads.ok(PVPANIC)
     assert present == wanted
     assert ("-no-shutdown" in guest.plan.argv) == wanted
 
 
-def test_viommu(guest):
+def test_viommu(guest, reads):
     wanted = any(d.startswith("intel-iommu") for d in options(guest.plan.argv, "-device"))
-    dmar = guest.host.file("/sys/firmware/acpi/tables/DMAR").exists
-    units = guest.host.run("ls /sys/class/iommu 2>/dev/null").stdout.split()
+    dmar = reads.ok(DMAR)
+    units = reads.stdout(IOMMUS).split()
     assert dmar == wanted
     assert bool(units) == wanted
 
 
-def test_vsock(guest):
+def test_vsock(guest, reads):
     wanted = any(d.startswith("vhost-vsock") for d in options(guest.plan.argv, "-device"))
     generated = any(d.startswith("vhost-vsock") for d in options(guest.generated_argv, "-device"))
     if generated and not wanted:
         pytest.skip("vhost-vsock dropped by a launch override (no /dev/vhost-vsock on this host)")
-    assert guest.host.file("/dev/vsock").exists == wanted
+    assert reads.ok(VSOCK) == wanted
 
 
 def test_memory_backends_match_qmp_query_memdev(guest):
@@ -163,11 +179,11 @@ def test_memory_backends_match_qmp_query_memdev(guest):
         assert memdev["prealloc"] == (fields.get("prealloc") == "on")
 
 
-def test_virtio_mmio(guest):
+def test_virtio_mmio(guest, reads):
     """microvm: one virtio-mmio device in the guest per generated virtio ``*-device``."""
     if machine_type(guest.plan.argv) != "microvm":
         pytest.skip("PCI machine: devices are checked through PCI")
     wanted = [d for d in options(guest.plan.argv, "-device")
               if device_props(d)[""].endswith("-device") and device_props(d)[""].startswith(("virtio-", "vhost-"))]
-    present = guest.host.run("ls /sys/bus/virtio/devices 2>/dev/null").stdout.split()
+    present = reads.stdout(VIRTIO_MMIO).split()
     assert len(present) == len(wanted), (present, wanted)

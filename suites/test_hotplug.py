@@ -25,6 +25,7 @@ from katatest.generate.qemu.hotplug import KataHotplug
 from katatest.generate.qemu.hotplug_ops import parse_ops
 from katatest.guest.hotplug_host import CannotHotplug, hotplug_nic, loop_disk, unplug_event_finding
 from katatest.guest.network import configure_like_the_agent
+from katatest.guest.reads import read_together
 from katatest.guest.skip_reasons import check_reason
 from katatest.kata.loader import load_kata_config
 from katatest.kata.releases import load_release
@@ -46,7 +47,9 @@ FINDINGS = (
 )
 
 
-def _wait(predicate, timeout: float = 20.0, step: float = 0.2) -> bool:
+def _wait(predicate, timeout: float = 20.0, step: float = 0.02) -> bool:
+    """Whether ``predicate`` came true within ``timeout`` s (asked again every ``step`` s; a guest read is a
+    round trip of its own, ~30 ms under TCG)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -175,13 +178,15 @@ def test_block_device_attached_and_detached(guest, cell, kata, host_disk):
     assert _wait(lambda: bool(new()), timeout=30.0), \
         f"no new {plug.guest_prefix}* disk in the guest: {sorted(_block_disks(guest))}"
     (disk,) = new()
-    sysfs = guest.host.check_output(f"readlink -f /sys/block/{disk}")
-    driver = guest.host.check_output(f"basename $(readlink -f /sys/block/{disk}/device/driver)")
-    mismatch = hotplugged_disk_mismatch(plug, disk, sysfs, driver)
-    assert not mismatch, mismatch
-    assert int(guest.host.check_output(f"cat /sys/block/{disk}/size")) * 512 == host_disk.size
     token = host_disk.token
-    assert guest.host.check_output(f"head -c {len(token)} /dev/{disk}") == token, f"/dev/{disk} is another disk"
+    sysfs, driver, size, head = (f"readlink -f /sys/block/{disk}",
+                                 f"basename $(readlink -f /sys/block/{disk}/device/driver)",
+                                 f"cat /sys/block/{disk}/size", f"head -c {len(token)} /dev/{disk}")
+    seen = read_together(guest.channel, (sysfs, driver, size, head))
+    mismatch = hotplugged_disk_mismatch(plug, disk, seen.text(sysfs), seen.text(driver))
+    assert not mismatch, mismatch
+    assert int(seen.text(size)) * 512 == host_disk.size
+    assert seen.text(head) == token, f"/dev/{disk} is another disk"
     _send(kata, cell, "block del hp0")
     assert _wait(lambda: disk not in _block_disks(guest), timeout=30.0), f"{disk} is still in the guest"
     assert drive.id not in {b.get("node-name") for b in guest.vm.qmp.execute("query-named-block-nodes")}

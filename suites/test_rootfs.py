@@ -2,28 +2,44 @@
 
 from __future__ import annotations
 
+from katatest.fixtures.guests import group_reads
+
 from katatest.expect.checks import expected_root, mount_at, parse_mounts
 
+MOUNTS, MOUNTINFO = "cat /proc/mounts", "cat /proc/self/mountinfo"
+NO_ROOT_DISK = "test ! -e /dev/pmem0 && test ! -e /dev/vda"
 
-def _root_mount(guest):
-    return mount_at(parse_mounts(guest.host.file("/proc/mounts").content_string), "/")
+
+def _root_device(guest) -> str:
+    """The block device root= names (an initrd cell has none)."""
+    return str(expected_root(guest.generated_option("-append")[0])["device"])
 
 
-def _same_block_device(guest, mounted: str, wanted: str) -> bool:
+def _device_reads(guest) -> list[str]:
+    """What the group reads: the mounts, and the root= device's numbers and type (or that there is no disk)."""
+    device = _root_device(guest)
+    if not device:
+        return [MOUNTS, MOUNTINFO, NO_ROOT_DISK]
+    return [MOUNTS, MOUNTINFO, f"cat /sys/class/block/{device.rsplit('/', 1)[-1]}/dev", f"test -b {device}"]
+
+
+reads = group_reads(_device_reads)
+
+
+def _same_block_device(reads, mounted: str, wanted: str) -> bool:
     """True when the root mount is ``wanted`` (the kernel shows a root= device as /dev/root)."""
     if mounted == wanted:
         return True
     if mounted != "/dev/root":
         return False
-    root_dev = next(line.split()[2] for line in guest.host.file("/proc/self/mountinfo").content_string.splitlines()
-                    if line.split()[4] == "/")
-    wanted_dev = guest.host.check_output(f"cat /sys/class/block/{wanted.rsplit('/', 1)[-1]}/dev")
+    root_dev = next(line.split()[2] for line in reads.text(MOUNTINFO).splitlines() if line.split()[4] == "/")
+    wanted_dev = reads.text(f"cat /sys/class/block/{wanted.rsplit('/', 1)[-1]}/dev")
     return root_dev == wanted_dev
 
 
-def test_root_device_and_options(guest, cell):
+def test_root_device_and_options(guest, cell, reads):
     append = guest.generated_option("-append")[0]
-    root = _root_mount(guest)
+    root = mount_at(parse_mounts(reads.text(MOUNTS)), "/")
     assert root is not None, "no / in /proc/mounts"
     if cell.rootfs == "initrd":
         assert "root=" not in append
@@ -31,16 +47,16 @@ def test_root_device_and_options(guest, cell):
         assert guest.generated_option("-initrd"), "an initrd cell boots with -initrd"
         return
     want = expected_root(append)
-    assert _same_block_device(guest, root.source, str(want["device"])), f"/ is on {root.source}"
+    assert _same_block_device(reads, root.source, str(want["device"])), f"/ is on {root.source}"
     assert root.fstype == want["fstype"]
     assert ("ro" in root.options) == want["read_only"]
     has_dax = any(opt == "dax" or opt.startswith("dax=") for opt in root.options)
     assert has_dax == want["dax"], f"rootflags asked dax={want['dax']}, mounted {root.options}"
 
 
-def test_root_block_device_exists(guest, cell):
+def test_root_block_device_exists(guest, cell, reads):
     if cell.rootfs == "initrd":
-        assert not guest.host.file("/dev/pmem0").exists and not guest.host.file("/dev/vda").exists
+        assert reads.ok(NO_ROOT_DISK)
         return
-    device = expected_root(guest.generated_option("-append")[0])["device"]
-    assert guest.host.run(f"test -b {device}").rc == 0
+    device = _root_device(guest)
+    assert reads.ok(f"test -b {device}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from katatest.expect.checks import (
     process_argv,
     props,
 )
+from katatest.guest.reads import GuestReads, read_together
 from katatest.kata.defaults import DEFAULT_MSIZE_9P, DEFAULT_VIRTIO_FS_CACHE
 from katatest.matrix.cell_config import cell_document
 
@@ -36,13 +38,55 @@ def shared(guest, cell):
     return host_dir, SHARED_MOUNT_POINT
 
 
-def _mount(guest):
-    return mount_at(parse_mounts(guest.host.file("/proc/mounts").content_string), SHARED_MOUNT_POINT)
+LARGE_FILE = 4 << 20  # a big file: 4 FUSE requests of 1 MiB, 512 9p reads at msize 8192 (not a TCG copy benchmark)
+# Many files: 128 with 64-character names take several directory reads in every shared fs (9p at msize 8192:
+# about 92 entries per Rreaddir; FUSE's 4 KiB readdir(plus) pages: 46 entries, 18 with attributes), and their
+# contents come back file by file. (300 short names proved the same at 2.5x the guest's time under TCG.)
+MANY_FILES = 128
+MANY_NAME = "f{:03d}-" + "n" * 59
+MOUNTS, MOUNT_ERRORS = "cat /proc/mounts", "cat /run/katatest/mount-errors 2>/dev/null"
+G = SHARED_MOUNT_POINT
+READ_FROM_HOST, MODE_FROM_HOST = f"cat {G}/from-host.bin", f"stat -Lc %a {G}/from-host.bin"
+WRITE_FROM_GUEST = f"printf 'guest->host %s' $$ > {G}/from-guest.txt && chmod 600 {G}/from-guest.txt"
+LARGE_SUM = f"md5sum {G}/large.bin"  # identity of the bytes, not security
+MANY_COUNTS = f"ls {G}/many | wc -l; cat {G}/many/* | wc -c"
 
 
-def test_kata_shared_is_mounted_with_the_configured_fs(guest, cell, shared):
-    mount = _mount(guest)
-    errors = guest.host.run("cat /run/katatest/mount-errors 2>/dev/null").stdout
+@dataclass(frozen=True)
+class Traffic:
+    """What the guest answered, and what the host had written for it."""
+
+    reads: GuestReads
+    from_host: bytes
+    large: bytes
+
+
+@pytest.fixture(scope="session")
+def traffic(guest, shared) -> Traffic:
+    """The host writes its files into the shared dir, then the guest, in one round trip, reads the mounts and
+    the host's files and writes its own; each test checks its part."""
+    host_dir, _ = shared
+    from_host = os.urandom(4096) + b"host->guest\n"
+    (host_dir / "from-host.bin").write_bytes(from_host)
+    (host_dir / "from-host.bin").chmod(0o640)
+    large = os.urandom(LARGE_FILE)
+    (host_dir / "large.bin").write_bytes(large)
+    many = host_dir / "many"
+    many.mkdir(exist_ok=True)
+    for index in range(MANY_FILES):
+        (many / MANY_NAME.format(index)).write_text(str(index))
+    reads = read_together(guest.channel, (MOUNTS, MOUNT_ERRORS, READ_FROM_HOST, MODE_FROM_HOST, WRITE_FROM_GUEST,
+                                          LARGE_SUM, MANY_COUNTS), timeout=60)
+    return Traffic(reads, from_host, large)
+
+
+def _mount(traffic: Traffic):
+    return mount_at(parse_mounts(traffic.reads.text(MOUNTS)), SHARED_MOUNT_POINT)
+
+
+def test_kata_shared_is_mounted_with_the_configured_fs(cell, traffic):
+    mount = _mount(traffic)
+    errors = traffic.reads.stdout(MOUNT_ERRORS)
     assert mount is not None, f"nothing mounted at {SHARED_MOUNT_POINT}; mount errors: {errors}"
     assert mount.source == "kataShared"
     assert mount.fstype == {"virtio-fs": "virtiofs", "virtio-9p": "9p"}[cell.shared_fs]
@@ -64,12 +108,12 @@ def qemu_table(cell, kata_base_config) -> dict:
     return cell_document(cell, kata_base_config).get("hypervisor", {}).get("qemu", {})
 
 
-def test_9p_msize_is_the_configured_one(guest, cell, shared, qemu_table):
+def test_9p_msize_is_the_configured_one(cell, traffic, qemu_table):
     """The guest's own mount options carry the configured msize_9p (Kata's default when unset)."""
     if cell.shared_fs != "virtio-9p":
         pytest.skip("virtio-fs cell: msize applies to 9p only")
     configured = qemu_table.get("msize_9p") or DEFAULT_MSIZE_9P
-    mount = _mount(guest)
+    mount = _mount(traffic)
     assert mount is not None, f"nothing mounted at {SHARED_MOUNT_POINT}"
     mismatch = msize_mismatch(mount, configured)
     assert not mismatch, mismatch
@@ -90,50 +134,25 @@ def test_virtiofsd_cache_mode_is_the_configured_one(guest, cell, shared, qemu_ta
     assert not mismatch, mismatch
 
 
-def test_host_to_guest_round_trip(guest, shared):
-    host_dir, guest_dir = shared
-    payload = os.urandom(4096) + b"host->guest\n"
-    (host_dir / "from-host.bin").write_bytes(payload)
-    (host_dir / "from-host.bin").chmod(0o640)
-    result = guest.host.run(f"cat {guest_dir}/from-host.bin")
-    assert result.rc == 0 and result.stdout_bytes == payload
-    mode = guest.host.file(f"{guest_dir}/from-host.bin").mode
-    assert mode == 0o640
+def test_host_to_guest_round_trip(traffic):
+    result = traffic.reads.run(READ_FROM_HOST)
+    assert result.exit_status == 0 and result.stdout == traffic.from_host
+    assert traffic.reads.text(MODE_FROM_HOST) == "640"
 
 
-def test_guest_to_host_round_trip(guest, shared):
-    host_dir, guest_dir = shared
-    guest.host.run_test(f"printf 'guest->host %s' $$ > {guest_dir}/from-guest.txt && chmod 600 "
-                        f"{guest_dir}/from-guest.txt")
+def test_guest_to_host_round_trip(shared, traffic):
+    host_dir, _ = shared
+    assert traffic.reads.ok(WRITE_FROM_GUEST), traffic.reads.run(WRITE_FROM_GUEST)
     written = host_dir / "from-guest.txt"
     assert written.read_text().startswith("guest->host ")
     assert written.stat().st_mode & 0o777 == 0o600
 
 
-LARGE_FILE = 4 << 20  # a big file: 4 FUSE requests of 1 MiB, 512 9p reads at msize 8192 (not a TCG copy benchmark)
+def test_large_file(traffic):
+    assert traffic.reads.text(LARGE_SUM).split()[0] == hashlib.md5(traffic.large).hexdigest()  # noqa: S324
 
 
-def test_large_file(guest, shared):
-    host_dir, guest_dir = shared
-    data = os.urandom(LARGE_FILE)
-    (host_dir / "large.bin").write_bytes(data)
-    out = guest.host.check_output(f"sha256sum {guest_dir}/large.bin")
-    assert out.split()[0] == hashlib.sha256(data).hexdigest()
-
-
-# Many files: 128 with 64-character names take several directory reads in every shared fs (9p at msize 8192:
-# about 92 entries per Rreaddir; FUSE's 4 KiB readdir(plus) pages: 46 entries, 18 with attributes), and their
-# contents come back file by file. (300 short names proved the same at 2.5x the guest's time under TCG.)
-MANY_FILES = 128
-MANY_NAME = "f{:03d}-" + "n" * 59
-
-
-def test_many_files(guest, shared):
-    host_dir, guest_dir = shared
-    many = host_dir / "many"
-    many.mkdir(exist_ok=True)
-    for index in range(MANY_FILES):
-        (many / MANY_NAME.format(index)).write_text(str(index))
-    listing, total = guest.host.check_output(f"ls {guest_dir}/many | wc -l; cat {guest_dir}/many/* | wc -c").split()
+def test_many_files(traffic):
+    listing, total = traffic.reads.text(MANY_COUNTS).split()
     assert int(listing) == MANY_FILES
     assert int(total) == sum(len(str(i)) for i in range(MANY_FILES))

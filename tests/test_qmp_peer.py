@@ -78,3 +78,16 @@ def test_a_missing_event_is_an_error_within_its_grace(qmp: Qmp) -> None:
     with pytest.raises(TimeoutError):
         qmp.execute_until("query-status", {}, "DEVICE_DELETED", {"device": "x"}, 1.0, gone=lambda: False)
     assert 0.9 < time.monotonic() - started < 4.0
+
+
+
+def test_a_device_event_after_it_left_the_tree_is_waited_for(qmp: Qmp) -> None:
+    """QEMU may send DEVICE_DELETED after the device left its tree (it finalizes later): within the grace that
+    is a completed device_del, not a missing event (here ``gone`` itself unplugs the port)."""
+    qmp.execute("device_add", {"driver": "virtserialport", "id": "port1", "bus": "serial0.0"})
+
+    def unplug_then_gone() -> bool:
+        qmp.execute("device_del", {"id": "port1"})
+        return all(c["name"] != "port1" for c in qmp.execute("qom-list", {"path": "/machine/peripheral"}))
+    qmp.execute_until("query-status", {}, "DEVICE_DELETED", {"device": "port1"}, 5.0, gone=unplug_then_gone,
+                      grace=0.5, child_of="/machine/peripheral/port1")

@@ -198,7 +198,7 @@ class GuestChannel:
                 if time.monotonic() >= next_ping:
                     self._send(protocol.ping_line(ping_id), deadline, "a ping")
                     next_ping = time.monotonic() + PING_INTERVAL
-                self._receive(min(0.25, max(deadline - time.monotonic(), 0)))
+                self._receive(min(0.25, max(min(deadline, next_ping) - time.monotonic(), 0)))
                 ready = protocol.ready_console(self._buf)
                 if ready:
                     self.console = ready
@@ -258,7 +258,8 @@ class GuestChannel:
         sends, pokes, backoff = 1, 0, self.resend_first
         quiet_until = time.monotonic() + backoff
         while time.monotonic() < deadline:
-            self._receive(min(0.25, max(deadline - time.monotonic(), 0)))
+            # wake at the resend time, not a quarter second after it
+            self._receive(min(0.25, max(min(deadline, quiet_until) - time.monotonic(), 0)))
             progress, damaged = reply.feed(self._buf)
             try:
                 result = reply.result()

@@ -90,7 +90,7 @@ class LossyConsole:
 
     def _serve(self) -> None:
         while not self._stop.is_set():
-            ready, _, _ = select.select([self._listener], [], [], 0.1)
+            ready, _, _ = select.select([self._listener], [], [], 0.02)
             if ready:
                 break
         else:
@@ -107,7 +107,7 @@ class LossyConsole:
         routes = {client: (upstream, "to_guest", self.to_guest), upstream: (client, "to_host", self.to_host)}
         try:
             while not self._stop.is_set():
-                ready, _, _ = select.select(list(routes), [], [], 0.1)
+                ready, _, _ = select.select(list(routes), [], [], 0.02)
                 for src in ready:
                     data = src.recv(1 << 16)
                     if not data:

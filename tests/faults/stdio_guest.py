@@ -46,7 +46,7 @@ class StdioGuest:
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(str(self.socket_path))
         self._listener.listen(4)
-        self._listener.settimeout(0.2)
+        self._listener.settimeout(0.02)  # how soon __exit__ ends the accept loop
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
