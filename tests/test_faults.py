@@ -43,6 +43,7 @@ from tests.faults.helpers import (
     spawn_pytest,
     wait_for_vm,
 )
+from tests.faults.hold_guest import RELEASE_ENV
 
 ME = os.getpid()
 pytestmark = pytest.mark.usefixtures("isolated_env")  # VMs, sub-sessions and sweeps: own TMPDIR/XDG
@@ -84,12 +85,12 @@ def test_guest_panic_fails_boot_fast_with_console_tail(tmp_path: Path, cell_name
 def test_silent_guest_times_out_with_console_tail(tmp_path: Path) -> None:
     """init never answers (a plain shell is PID 1): bounded GuestTimeout naming the wait, with the tail."""
     start = time.monotonic()
-    with pytest.raises(GuestTimeout) as info, boot(FAST_CELL, tmp_path, "rdinit=/bin/sh", ready_timeout=15):
+    with pytest.raises(GuestTimeout) as info, boot(FAST_CELL, tmp_path, "rdinit=/bin/sh", ready_timeout=8):
         pytest.fail("a guest without katatest's init answered")
     elapsed = time.monotonic() - start
-    assert "guest init not ready after 15s; console tail:" in str(info.value)
+    assert "guest init not ready after 8s; console tail:" in str(info.value)
     assert "KTPING" in str(info.value)  # the shell got (and choked on) our pings: the tail is the console's
-    assert elapsed < 15 + 15, f"boot_guest took {elapsed:.0f}s with ready_timeout=15"
+    assert elapsed < 8 + 15, f"boot_guest took {elapsed:.0f}s with ready_timeout=8"
     assert leftovers([ME]) == []
 
 
@@ -103,11 +104,11 @@ def test_never_ready_guest_fails_within_the_ready_timeout(tmp_path: Path) -> Non
     start = time.monotonic()
     with pytest.raises(GuestTimeout) as info, boot_guest(
             document, facts, host=host, assets=wrong, accel=TCG, run_root=tmp_path / "runs",
-            name="never-ready", ready_timeout=12):
+            name="never-ready", ready_timeout=6):
         pytest.fail("a guest without a kernel it can run answered")
     elapsed = time.monotonic() - start
     assert "guest init not ready after" in str(info.value) and "console tail:" in str(info.value)
-    assert elapsed < 12 + 6, f"boot_guest took {elapsed:.0f}s with ready_timeout=12"
+    assert elapsed < 6 + 6, f"boot_guest took {elapsed:.0f}s with ready_timeout=6"
     assert leftovers([ME]) == []
 
 
@@ -253,13 +254,16 @@ def test_signalled_pytest_run_leaves_nothing(tmp_path: Path, sig: signal.Signals
 def test_sigkill_of_an_xdist_worker_leaves_nothing(tmp_path: Path) -> None:
     """SIGKILL one xdist worker mid-suite: its QEMU goes within 5 s; the controller reaps its dirs at finish."""
     built_assets()
+    release = tmp_path / "release"  # the other worker's tests stop holding their guests once the kill is done
     run = spawn_pytest(["suites/test_cmdline.py", "-k", FAST_CELL, "-n", "2", "--dist", "loadgroup",
-                        "--max-worker-restart", "0", "-p", "tests.faults.hold_guest"], tmp_path / "reports")
+                        "--max-worker-restart", "0", "-p", "tests.faults.hold_guest"], tmp_path / "reports",
+                       env={RELEASE_ENV: str(release)})
     try:
         qemu = wait_for_vm(run, ready=True)
         worker = int(qemu.environ["KATATEST_OWNER"].split(":")[0])
         assert worker in children(run.pid) and worker != run.pid
         os.kill(worker, signal.SIGKILL)
+        release.touch()
         assert gone_within([qemu.pid], 5) == [], f"QEMU {qemu.pid} survived SIGKILL of worker {worker}"
         assert processes_left([worker], 5) == []
         out = finish(run, 120)

@@ -131,17 +131,17 @@ class GuestChannel:
                 raise GuestChannelError(f"console socket send failed: {exc}") from None
             view = view[sent:]
 
-    def _receive(self, wait: float) -> None:
-        """Receive what arrives within ``wait`` seconds into the buffer and the log."""
+    def _receive(self, wait: float) -> int:
+        """Receive what arrives within ``wait`` seconds into the buffer and the log; how many bytes came."""
         assert self._sock is not None
         readable, _, _ = select.select([self._sock], [], [], max(wait, 0))
         if not readable:
             self._check_alive()
-            return
+            return 0
         try:
             chunk = self._sock.recv(1 << 16, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
-            return
+            return 0
         except OSError as exc:
             self._check_alive(grace=1.0)
             raise GuestChannelError(f"console socket failed: {exc}; tail:\n{self.console_tail()}") from None
@@ -158,6 +158,7 @@ class GuestChannel:
         self._buf += chunk
         if len(self._buf) > MAX_BUFFER:
             del self._buf[: len(self._buf) - MAX_BUFFER]
+        return len(chunk)
 
     def _drain_after_panic(self, seconds: float = 1.0) -> None:
         """Collect the rest of the panic report (stack, 'end Kernel panic') for the log."""
@@ -256,10 +257,13 @@ class GuestChannel:
         reply = protocol.Reply(request_id)
         self._send(request, deadline, f"the request {text!r}")
         sends, pokes, backoff = 1, 0, self.resend_first
+        asked: dict[int, int] = {}  # chunk -> copies asked for and not yet arrived
         quiet_until = time.monotonic() + backoff
         while time.monotonic() < deadline:
-            # wake at the resend time, not a quarter second after it
-            self._receive(min(0.25, max(min(deadline, quiet_until) - time.monotonic(), 0)))
+            # wake at the resend time, not a quarter second after it; bytes still arriving are no silence
+            # (asking for a chunk again while it streams puts two in flight, which can overrun the console)
+            if self._receive(min(0.25, max(min(deadline, quiet_until) - time.monotonic(), 0))):
+                quiet_until = max(quiet_until, time.monotonic() + backoff)
             progress, damaged = reply.feed(self._buf)
             try:
                 result = reply.result()
@@ -274,11 +278,19 @@ class GuestChannel:
                                             f"{reply.corrupt[seq]} times; console tail:\n{self.console_tail()}")
             if progress or damaged:
                 backoff = self.resend_first
-                if reply.meta is not None or damaged:
-                    self._send(protocol.need_line(request_id, reply.missing()), deadline, "a resend request")
+                for seq in damaged:  # a copy asked for came, damaged
+                    asked[seq] = max(asked.get(seq, 0) - 1, 0)
+                wanted = reply.missing()
+                # one copy of a chunk on the way at a time: every damaged copy asking for another would put
+                # several in flight, and the console drops what its socket cannot take (more damage)
+                if (reply.meta is not None or damaged) and not asked.get(wanted):
+                    self._send(protocol.need_line(request_id, wanted), deadline, "a resend request")
+                    asked[wanted] = 1
             elif time.monotonic() >= quiet_until:  # silence: the request or a reply frame was lost
                 if reply.accepted:
-                    self._send(protocol.need_line(request_id, reply.missing()), deadline, "a resend request")
+                    wanted = reply.missing()
+                    self._send(protocol.need_line(request_id, wanted), deadline, "a resend request")
+                    asked[wanted] = 1  # what was asked before is lost
                     pokes += 1
                 else:
                     self._send(request, deadline, f"the request {text!r}")
