@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from katatest.launch.proc import owner_token
+from katatest.launch.sweep import sweep
 from katatest.launch.vm import OWNER_FILE, RUNTIME_PARENT, RUNTIME_PREFIX, SCOPE_FILE, XDG_PARENT_MAX, scope_key
 
 
@@ -41,4 +42,6 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[di
         monkeypatch.setattr(tempfile, "tempdir", str(tmp))  # tempfile caches the temp dir per process
         yield dict(os.environ)
     finally:
+        # what the test's runs left in its scope (a killed run's runtime dirs under /tmp, its processes)
+        sweep(include_live_owners=True)
         shutil.rmtree(base, ignore_errors=True)
