@@ -293,10 +293,10 @@ class VirtualMachine:
     @staticmethod
     def _wait_gone(pids: list[int | None], timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        live = [p for p in pids if p]
+        live = [p for p in pids if p and alive(p)]
         while live and time.monotonic() < deadline:
+            time.sleep(0.02)
             live = [p for p in live if alive(p)]
-            time.sleep(0.05)
         if live:
             raise LaunchError(f"processes {live} survived teardown")
 
