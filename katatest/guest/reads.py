@@ -83,7 +83,7 @@ def parse_batch(payload: bytes, count: int, boundary: str) -> list[CommandResult
 
 
 def read_together(channel: GuestChannel, commands: Iterable[str], timeout: float | None = None) -> GuestReads:
-    """Run ``commands`` (read-only: they see each other's effects) in one round trip."""
+    """Run ``commands`` in order in one round trip (each sees what the ones before it did)."""
     unique = list(dict.fromkeys(commands))
     boundary = "KTB" + secrets.token_hex(12)
     result = channel.run(batch_script(unique, boundary), timeout=timeout)
