@@ -172,17 +172,15 @@ def phase_breakdown(data: dict) -> dict:
     from katatest.report.summary import from_dict
 
     summary = from_dict(data)
-    booted = [c for c in summary.cells if c.booted]
-    names = {c.name for c in booted}
+    phases = summary.phase_totals()
+    names = {c.name for c in summary.cells if c.booted}
     groups: dict[str, float] = {}
     for test in summary.tests:
         if test.cell in names and test.group:
             groups[test.group] = groups.get(test.group, 0.0) + test.duration_s
-    boot, checks = sum(c.boot_s for c in booted), sum(c.checks_s for c in booted)
-    count = max(len(booted), 1)
-    return {"booted": len(booted), "boot_s": round(boot, 1), "checks_s": round(checks, 1),
-            "teardown_s": round(sum(c.teardown_s for c in booted), 1), "per_cell_boot_s": round(boot / count, 2),
-            "per_cell_checks_s": round(checks / count, 2),
+    count = max(phases["booted"], 1)
+    return {**phases, "per_cell_boot_s": round(phases["boot_s"] / count, 2),
+            "per_cell_checks_s": round(phases["checks_s"] / count, 2),
             "groups_s": {g: round(v, 1) for g, v in sorted(groups.items(), key=lambda kv: -kv[1])}}
 
 

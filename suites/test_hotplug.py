@@ -87,9 +87,14 @@ def _send(kata, cell, line: str, finding_ok: tuple[str, ...] = ()):
     return section, refused
 
 
+def _after(first: str, read: str) -> str:
+    """``read``, after the guest ran ``first`` (when given) in the same round trip."""
+    return f"{first}; {read}" if first else read
+
+
 def _guest_int(guest, path: str, first: str = "") -> int:
     """The CPU count in a cpu-list file (after the guest ran ``first``, in the same round trip)."""
-    return cpu_list_count(guest.host.check_output(f"{first}; cat {path}" if first else f"cat {path}"))
+    return cpu_list_count(guest.host.check_output(_after(first, f"cat {path}")))
 
 
 def _present_vcpus(guest) -> int:
@@ -98,8 +103,7 @@ def _present_vcpus(guest) -> int:
 
 def _memtotal_mib(guest, first: str = "") -> int:
     """MemTotal in MiB (after the guest ran ``first``, in the same round trip)."""
-    read = "grep MemTotal /proc/meminfo"
-    return int(guest.host.check_output(f"{first}; {read}" if first else read).split()[1]) // 1024
+    return int(guest.host.check_output(_after(first, "grep MemTotal /proc/meminfo")).split()[1]) // 1024
 
 
 ONLINE_MEMORY = ("for m in /sys/devices/system/memory/memory*; do read s < $m/state; "

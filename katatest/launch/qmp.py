@@ -72,8 +72,7 @@ class Qmp:
                 loop = asyncio.get_running_loop()
                 while True:
                     try:
-                        message = await asyncio.wait_for(listener.get(), poll)
-                        if matches(message):
+                        if matches(await asyncio.wait_for(listener.get(), poll)):
                             return result
                         continue
                     except asyncio.TimeoutError:

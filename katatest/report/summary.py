@@ -124,6 +124,14 @@ class Summary:
     def cell(self, name: str) -> CellResult:
         return next(c for c in self.cells if c.name == name)
 
+    def phase_totals(self) -> dict[str, float]:
+        """The booted cells' phases summed over workers: ``booted`` (how many), ``boot_s``, ``checks_s``,
+        ``teardown_s``."""
+        booted = [c for c in self.cells if c.booted]
+        return {"booted": len(booted), "boot_s": round(sum(c.boot_s for c in booted), 1),
+                "checks_s": round(sum(c.checks_s for c in booted), 1),
+                "teardown_s": round(sum(c.teardown_s for c in booted), 1)}
+
 
 def order_groups(groups: set[str]) -> list[str]:
     known = [g for g in GROUP_ORDER if g in groups]

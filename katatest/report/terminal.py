@@ -53,10 +53,10 @@ def lines(summary: Summary) -> list[str]:
     tests = summary.totals.get("tests", {})
     out = [f"wall time {summary.wall_time_s:.1f} s; {_cells(summary)}; "
            f"{tests.get('total', 0)} tests ({_counts(tests)})"]
-    booted = [c for c in summary.cells if c.booted]
-    if booted:
-        out.append(f"booted cells, summed over workers: boot {sum(c.boot_s for c in booted):.1f} s, checks "
-                   f"{sum(c.checks_s for c in booted):.1f} s, stop {sum(c.teardown_s for c in booted):.1f} s")
+    phases = summary.phase_totals()
+    if phases["booted"]:
+        out.append(f"booted cells, summed over workers: boot {phases['boot_s']:.1f} s, checks "
+                   f"{phases['checks_s']:.1f} s, stop {phases['teardown_s']:.1f} s")
     width = max((len(c.name) for c in summary.cells), default=0)
     out += [_line(c, width) for c in summary.cells]
     return out
