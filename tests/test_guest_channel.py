@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import shutil
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -72,6 +74,52 @@ def test_reply_is_binary_safe_and_ignores_kernel_lines():
     reply = Reply("abc")
     assert _feed(reply, b"junk\nKTACC abc\n", noisy) == (True, [])
     assert reply.result() == CommandResult(3, out, b"warn\n")
+
+
+def test_a_damaged_copy_asks_for_no_second_copy_while_one_is_on_the_way(tmp_path):
+    """The channel has asked for chunk 1; a damaged copy of another chunk arrives meanwhile: it asks for nothing
+    more (one copy on the way at a time: a console that drops what its socket cannot take overruns with several),
+    and the reply still comes back exact once the guest sends what was asked for."""
+    out = bytes(range(256)) * 250  # 64000 bytes: 3 chunks
+    needs: list[bytes] = []
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(tmp_path / "console.sock"))
+    listener.listen(1)
+
+    def guest() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            data = b""
+            while b"\n" not in data.lstrip(b"\n"):
+                data += conn.recv(4096)
+            rid = data.split(b"KTREQ ", 1)[1].split()[0].decode()
+            frames = _chunks(rid, out, b"", 0)
+            conn.sendall(b"\nKTACC %s\n" % rid.encode() + frames[0])
+            damaged_2 = frames[2].replace(b"KTCHUNK %s 2 3 " % rid.encode(), b"KTCHUNK %s 2 4 " % rid.encode())
+            for seq in (1, 2):
+                line = b""
+                while not line.startswith(b"KTNEED"):
+                    line = b""
+                    while not line.endswith(b"\n"):
+                        line += conn.recv(1)
+                    line = line.strip()
+                needs.append(line)
+                if seq == 1:  # a damaged stray copy first; whatever it asks for comes in the next 0.3 s
+                    conn.sendall(damaged_2)
+                    conn.settimeout(0.3)
+                    with contextlib.suppress(TimeoutError):
+                        needs.append(conn.recv(4096).strip())
+                    conn.settimeout(None)
+                conn.sendall(frames[seq])
+
+    thread = threading.Thread(target=guest, daemon=True)
+    thread.start()
+    with GuestChannel(tmp_path / "console.sock", tmp_path / "console.log", timeout=20) as channel:
+        channel.resend_first = channel.resend_max = 10.0  # no resend for silence in this test
+        assert channel.run("cat big", timeout=10) == CommandResult(0, out, b"")
+    thread.join(5)
+    listener.close()
+    assert [n.split()[2] for n in needs] == [b"1", b"2"], needs  # no KTNEED 1 again for the damaged chunk 2
 
 
 def test_reply_of_several_chunks_needs_each_and_ignores_other_ids():
