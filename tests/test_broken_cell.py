@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.faults.helpers import FAST_CELL
+from tests.faults.qemu_dies_after import CELL_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.usefixtures("isolated_env")  # sub-sessions with their own TMPDIR/XDG_RUNTIME_DIR
 
@@ -105,3 +108,20 @@ def test_installed_kata_config_is_the_base_of_host_arch_cells(tmp_path):
     assert run.returncode == 0, run.stdout[-2000:]
     assert "katatest.installed=1" in (reports / "cells" / "amd64-initrd-9p-blk" / "argv.txt").read_text()
     assert "katatest.installed=1" not in (reports / "cells" / "arm64-initrd" / "argv.txt").read_text()
+
+
+@pytest.mark.boot
+def test_qemu_gone_after_the_last_check_fails_the_cell(tmp_path, monkeypatch):
+    """A cell's only check passes, then its QEMU dies (``tests.faults.qemu_dies_after``): that cell fails at its
+    test's teardown naming it, instead of passing on a VM that did not outlive its checks; the next cell (its
+    guest set up while the dead one is let go) passes."""
+    monkeypatch.setenv(CELL_ENV, FAST_CELL)
+    run, reports = run_suites(tmp_path, "-k", f"{FAST_CELL} and test_guest_cmdline_equals_generated_append",
+                              "-p", "tests.faults.qemu_dies_after")
+    assert run.returncode == 1, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "QEMU did not outlive the cell's checks" in run.stdout, run.stdout[-3000:]
+    summary = json.loads((reports / "summary.json").read_text())
+    outcomes = {c["name"]: c["outcome"] for c in summary["cells"] if c["name"].startswith(FAST_CELL)}
+    assert outcomes == {FAST_CELL: "error", f"{FAST_CELL}@4.1.0": "passed"}, outcomes
+    (dead,) = [t for t in summary["tests"] if t["outcome"] != "passed" and "cmdline" in t["nodeid"]]
+    assert f"[{FAST_CELL}]" in dead["nodeid"] and "did not outlive" in dead["message"], dead
