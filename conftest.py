@@ -5,6 +5,11 @@ folder there, so the PyPI name ``fixtures`` is never taken). An installed katate
 its ``pytest11`` entry point; then this file only keeps ``reports/`` and ``bench/`` out of collection. Without the
 entry point (a checkout used without ``pip install -e .``) it maps ``fixtures/`` to ``katatest.fixtures`` and
 registers the plugin itself, so the plugin is loaded exactly once either way.
+
+A run writes Python's bytecode caches (``__pycache__``, gitignored) even when ``PYTHONDONTWRITEBYTECODE`` is set,
+for itself and the processes it starts: a run starts dozens of Python processes (xdist workers, the sub-sessions
+of the project's own tests, CLI calls), and without caches each one compiles katatest and has pytest rewrite
+every test module again (measured: the own tests' CPU time 292 s -> 260 s, wall 221 s -> 203 s).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 PLUGIN = "katatest.fixtures.plugin"
 collect_ignore = ["reports", "bench"]
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 def entry_point_loaded() -> bool:
