@@ -41,7 +41,7 @@ def test_every_reply_is_exact_or_a_loud_failure(tmp_path: Path, seed: int) -> No
     with StdioGuest(tmp_path / "guest.sock", tmp_path) as _, \
             LossyConsole(tmp_path / "front.sock", tmp_path / "guest.sock", rates, rates, seed=seed) as proxy, \
             GuestChannel(tmp_path / "front.sock", tmp_path / "console.log", timeout=20) as channel:
-        channel.resend_first, channel.resend_max = 0.005, 0.02
+        channel.resend_first, channel.resend_max = 0.003, 0.012
         channel.wait_ready(timeout=20)
         outcomes = []
         for cmd, stdin, expected in commands(rng):
@@ -66,7 +66,7 @@ def test_header_damage_is_caught(tmp_path: Path) -> None:
     with StdioGuest(tmp_path / "guest.sock", tmp_path) as _, \
             LossyConsole(tmp_path / "front.sock", tmp_path / "guest.sock", quiet, rates, seed=7) as proxy, \
             GuestChannel(tmp_path / "front.sock", tmp_path / "console.log", timeout=30) as channel:
-        channel.resend_first, channel.resend_max = 0.005, 0.02
+        channel.resend_first, channel.resend_max = 0.003, 0.012
         channel.wait_ready(timeout=20)
         # a chunk is given up after MAX_DAMAGED damaged copies (by design); at 0.2 that is about 0.2**33 per chunk
         rates.header = 0.2
@@ -85,7 +85,7 @@ def test_the_benchmark_ping_survives_the_lossy_console(tmp_path: Path, seed: int
             LossyConsole(tmp_path / "front.sock", tmp_path / "guest.sock", FaultRates(), FaultRates(),
                          seed=seed) as proxy, \
             GuestChannel(tmp_path / "front.sock", tmp_path / "console.log", timeout=20) as channel:
-        channel.resend_first = 0.1
+        channel.resend_first = 0.03
         channel.wait_ready(timeout=20)
         proxy.to_guest.__dict__.update(rates.__dict__)
         proxy.to_host.__dict__.update(rates.__dict__)

@@ -15,7 +15,6 @@ from katatest.guest.errors import GuestChannelError, GuestPanic, GuestTimeout
 from katatest.guest.protocol import CommandResult
 
 DEFAULT_TIMEOUT = 120.0
-PING_INTERVAL = 1.0
 TRANSFER_SLACK = 10.0  # host waits this much longer than the guest-side command timeout
 MAX_BUFFER = 64 << 20
 RESEND_FIRST = 1.0  # seconds of silence before a request (or the missing chunk) is asked for again
@@ -189,7 +188,8 @@ class GuestChannel:
         """Wait until the guest init answers; returns the console device it serves (e.g. ``hvc0``).
 
         Everything (connecting, every send, the banner) happens by ``deadline`` (monotonic), or within
-        ``timeout`` seconds from now."""
+        ``timeout`` seconds from now. Until the banner or a pong arrives, a ping goes out every ``resend_first``
+        seconds (a banner or pong can be lost or damaged like any frame)."""
         if deadline is None:
             deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         limit = max(deadline - time.monotonic(), 0)
@@ -201,7 +201,7 @@ class GuestChannel:
             while time.monotonic() < deadline:
                 if time.monotonic() >= next_ping:
                     self._send(protocol.ping_line(ping_id), deadline, "a ping")
-                    next_ping = time.monotonic() + PING_INTERVAL
+                    next_ping = time.monotonic() + self.resend_first
                 self._receive(min(0.25, max(min(deadline, next_ping) - time.monotonic(), 0)))
                 ready = protocol.ready_console(self._buf)
                 if ready:
