@@ -85,12 +85,12 @@ def test_guest_panic_fails_boot_fast_with_console_tail(tmp_path: Path, cell_name
 def test_silent_guest_times_out_with_console_tail(tmp_path: Path) -> None:
     """init never answers (a plain shell is PID 1): bounded GuestTimeout naming the wait, with the tail."""
     start = time.monotonic()
-    with pytest.raises(GuestTimeout) as info, boot(FAST_CELL, tmp_path, "rdinit=/bin/sh", ready_timeout=8):
+    with pytest.raises(GuestTimeout) as info, boot(FAST_CELL, tmp_path, "rdinit=/bin/sh", ready_timeout=6):
         pytest.fail("a guest without katatest's init answered")
     elapsed = time.monotonic() - start
-    assert "guest init not ready after 8s; console tail:" in str(info.value)
+    assert "guest init not ready after 6s; console tail:" in str(info.value)
     assert "KTPING" in str(info.value)  # the shell got (and choked on) our pings: the tail is the console's
-    assert elapsed < 8 + 15, f"boot_guest took {elapsed:.0f}s with ready_timeout=8"
+    assert elapsed < 6 + 15, f"boot_guest took {elapsed:.0f}s with ready_timeout=6"
     assert leftovers([ME]) == []
 
 
