@@ -302,7 +302,8 @@ OWNERS_DIR = Path("/run/katatest-netns")
 
 
 def delete_netns(names: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Delete the named namespaces that exist: (deleted, (name: why) for those that could not be)."""
+    """Delete the named namespaces that exist: (deleted, (name: why) for those that still exist). One another
+    process deleted meanwhile is neither: it is gone, which is all the caller needs."""
     if not names or not shutil.which("ip"):
         return [], []
     try:
@@ -315,11 +316,13 @@ def delete_netns(names: Sequence[str]) -> tuple[list[str], list[str]]:
             _forget_owner(name)
             continue
         proc = subprocess.run(["ip", "netns", "delete", name], capture_output=True, text=True)
-        if proc.returncode == 0 and name not in netns_names():
-            gone.append(name)
-            _forget_owner(name)
-        else:
+        if name in netns_names():
             failed.append(f"{name}: {proc.stderr.strip() or f'ip netns delete exited {proc.returncode}'}")
+            continue
+        _forget_owner(name)
+        if proc.returncode == 0:
+            gone.append(name)
+        # else: another sweep deleted it since the listing (a dead owner's namespaces are every sweep's to take)
     return gone, failed
 
 
