@@ -114,6 +114,7 @@ class Qmp:
 
     def drain_rcu(self) -> None:
         """Have QEMU run every RCU callback queued so far before it answers (see ``_drain_rcu``)."""
+        assert self._client is not None
         self._call(_drain_rcu(self._client))
 
     def send_fd(self, fd: int) -> None:
@@ -148,10 +149,10 @@ class QmpPeer:
 
     A ``device_del`` is complete once QEMU sends ``DEVICE_DELETED`` for it (as govmm waits); if the device has
     left QEMU's tree (``/machine/peripheral``) and the event did not come by the time QEMU ran its pending
-    releases (``Qmp.execute_until``'s RCU drains), the answer is
-    an error naming that (``EventMissing``), not a wait for ``unplug_timeout``. A ``getfd`` passes the fd
-    ``fds`` holds under its ``fdname`` (as Kata passes its tap and vhost-net fds). The connection is
-    negotiated already, so ``qmp_capabilities`` is answered here."""
+    releases (``Qmp.execute_until``'s RCU drains), the answer is an error naming that (``EventMissing``), not a
+    wait for ``unplug_timeout``. A ``getfd`` passes the fd ``fds`` holds under its ``fdname`` (as Kata passes
+    its tap and vhost-net fds). The connection is negotiated already, so ``qmp_capabilities`` is answered
+    here."""
 
     def __init__(self, qmp: Qmp, unplug_timeout: float = 30.0) -> None:
         self.qmp = qmp
