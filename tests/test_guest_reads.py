@@ -45,8 +45,11 @@ def test_reads_together_equal_each_command_run_alone(channel: GuestChannel) -> N
     assert reads.run(COMMANDS[3]).stdout == b"\xff" * 300
     assert reads.stdout("echo again: $X") == "again:\n"
     assert not reads.ok("test -e /nonexistent") and reads.ok("true")
+    assert reads.data(COMMANDS[3]) == b"\xff" * 300  # bytes as they came, unlike text()
     with pytest.raises(GuestChannelError, match="exited 3: err"):
         reads.text(COMMANDS[0])
+    with pytest.raises(GuestChannelError, match="exited 3: err"):
+        reads.data(COMMANDS[0])
 
 
 def test_a_command_not_read_is_an_error_naming_it(channel: GuestChannel) -> None:

@@ -40,13 +40,17 @@ class GuestReads:
         """stdout of ``cmd``, decoded, whatever its exit status (``ls DIR 2>/dev/null`` of a missing DIR)."""
         return self.run(cmd).stdout.decode(errors="replace")
 
-    def text(self, cmd: str) -> str:
-        """stdout of a command that must have succeeded, decoded, trailing newline stripped."""
+    def data(self, cmd: str) -> bytes:
+        """stdout of a command that must have succeeded, as bytes (GuestChannelError naming it otherwise)."""
         result = self.run(cmd)
         if result.exit_status != 0:
             raise GuestChannelError(f"{cmd!r} exited {result.exit_status}: "
                                     f"{result.stderr.decode(errors='replace').strip()}")
-        return result.stdout.decode(errors="replace").rstrip("\n")
+        return result.stdout
+
+    def text(self, cmd: str) -> str:
+        """stdout of a command that must have succeeded, decoded, trailing newline stripped."""
+        return self.data(cmd).decode(errors="replace").rstrip("\n")
 
 
 def batch_script(commands: list[str], boundary: str) -> str:
